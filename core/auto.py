@@ -1,0 +1,63 @@
+"""Auto classes named as in `transformers`: pick the family from `config.json`'s model_type."""
+from __future__ import annotations
+
+import pathlib
+
+from core import registry
+from core.configuration import PretrainedConfig
+from core.modeling import PretrainedModel, read_config
+
+
+class AutoConfig:
+    @staticmethod
+    def from_pretrained(folder) -> PretrainedConfig:
+        return read_config(folder)
+
+    @staticmethod
+    def for_model(model_type: str, **kwargs) -> PretrainedConfig:
+        return registry.family(model_type).config_class()(**kwargs)
+
+
+class _AutoModel:
+    task = "base"
+
+    def __init__(self):
+        raise TypeError(f"{type(self).__name__} is a factory: use {type(self).__name__}.from_pretrained(folder) "
+                        "or .from_config(config)")
+
+    @classmethod
+    def from_pretrained(cls, folder: str | pathlib.Path, **kwargs) -> PretrainedModel:
+        return PretrainedModel.from_pretrained(folder, task=cls.task, **kwargs)
+
+    @classmethod
+    def from_config(cls, config: PretrainedConfig, **kwargs) -> PretrainedModel:
+        registry.family(config.model_type).check_task(cls.task)
+        return PretrainedModel.from_config(config, task=cls.task, **kwargs)
+
+
+class AutoModel(_AutoModel):
+    task = "base"
+
+
+class AutoModelForMaskedLM(_AutoModel):
+    task = "masked-lm"
+
+
+class AutoModelForSequenceClassification(_AutoModel):
+    task = "sequence-classification"
+
+
+class AutoModelForTokenClassification(_AutoModel):
+    task = "token-classification"
+
+
+class AutoModelForQuestionAnswering(_AutoModel):
+    task = "question-answering"
+
+
+class AutoModelForMultipleChoice(_AutoModel):
+    task = "multiple-choice"
+
+
+class AutoModelForPreTraining(_AutoModel):
+    task = "pretraining"

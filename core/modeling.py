@@ -1,0 +1,238 @@
+"""`PretrainedModel`: a config, a linen Module and its params, loaded from and saved to a
+Hugging Face folder, called like a `transformers` model.
+
+    model = AutoModelForMaskedLM.from_pretrained("path/to/folder")
+    out = model(input_ids=ids, attention_mask=mask)     # jit-compiled apply
+    model.module, model.params, model.config            # the pure-functional pieces
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import pathlib
+from typing import Any, Mapping, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import logging
+
+from core import registry
+from core.checkpoint import io as ckpt_io
+from core.checkpoint import keymap as km
+from core.configuration import ConfigError, PretrainedConfig
+
+_STATIC = ("deterministic", "output_attentions", "output_hidden_states")
+_ID_INPUTS = ("input_ids", "token_type_ids", "position_ids")
+
+
+def read_config(folder) -> PretrainedConfig:
+    """The typed config of a Hugging Face folder, by its `model_type`."""
+    path = pathlib.Path(folder) / "config.json"
+    if not path.is_file():
+        raise ConfigError(f"{path}: not found; a Hugging Face model folder needs a config.json")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(data, dict) or "model_type" not in data:
+        raise ConfigError(f"{path}: has no 'model_type' key; cannot tell which model family it is")
+    return registry.family(data["model_type"]).config_class().from_dict(data)
+
+
+def _abstract_params(module, task: str) -> dict:
+    """Flat {path: ShapeDtypeStruct} of the module's params, without allocating them."""
+    shapes = jax.eval_shape(lambda: module.init(jax.random.PRNGKey(0), **_dummy_inputs(task)))
+    return km.flatten(shapes["params"])
+
+
+def _init_params(module, task: str, seed: int) -> dict:
+    return jax.jit(module.init)(jax.random.PRNGKey(seed), **_dummy_inputs(task))["params"]
+
+
+def _dummy_inputs(task: str) -> dict:
+    shape = (1, 2, 2) if task == "multiple-choice" else (1, 2)   # (batch, [choices,] length)
+    return {"input_ids": jnp.zeros(shape, jnp.int32)}
+
+
+class PretrainedModel:
+    """Holds (config, module, params); see the module docstring."""
+
+    def __init__(self, config: PretrainedConfig, module, params: Mapping, task: str,
+                 load_report: Optional[dict] = None):
+        self.config = config
+        self.module = module
+        self.params = params
+        self.task = task
+        self.family = registry.family(config.model_type)
+        self.load_report = load_report or {}
+        self._apply = jax.jit(module.apply, static_argnames=_STATIC)
+
+    # -- construction ---------------------------------------------------------------------------
+    @classmethod
+    def build_module(cls, config: PretrainedConfig, task: str, dtype=jnp.float32,
+                     param_dtype=jnp.float32, remat: bool = False, module_kwargs: Optional[Mapping] = None):
+        module_cls = registry.family(config.model_type).module_class(task)
+        return module_cls(config=config, dtype=dtype, param_dtype=param_dtype, remat=remat,
+                          **dict(module_kwargs or {}))
+
+    @classmethod
+    def from_config(cls, config: PretrainedConfig, task: str = "base", seed: int = 0,
+                    dtype=jnp.float32, param_dtype=jnp.float32, remat: bool = False,
+                    module_kwargs: Optional[Mapping] = None) -> "PretrainedModel":
+        """Randomly initialised weights (the family's initializer_range)."""
+        module = cls.build_module(config, task, dtype, param_dtype, remat, module_kwargs)
+        return cls(config, module, _init_params(module, task, seed), task)
+
+    @classmethod
+    def from_pretrained(cls, folder, task: str = "base", dtype=jnp.float32, param_dtype=jnp.float32,
+                        remat: bool = False, init_new_head: bool = False, seed: int = 0,
+                        module_kwargs: Optional[Mapping] = None, **config_overrides) -> "PretrainedModel":
+        """Load a Hugging Face folder (config.json + safetensors, sharded or not; `.bin` via
+        torch's weights_only loader). Strict: any missing, unexpected or mis-shaped tensor is
+        reported in one error and nothing is loaded.
+
+        module_kwargs: extra fields of the Flax module (e.g. `add_pooling_layer=False`).
+        config_overrides: config fields to change (validated like the file's own values).
+        init_new_head: when the checkpoint has the backbone but not this task's head (e.g.
+        fine-tuning a classifier from a pretrained encoder), initialise the head from `seed`.
+        Keys of another task's head in the checkpoint are dropped and listed in `load_report`.
+        """
+        folder = pathlib.Path(folder)
+        config = read_config(folder)
+        if config_overrides:
+            config = config.replace(**config_overrides)
+        family = registry.family(config.model_type)
+        module = cls.build_module(config, task, dtype, param_dtype, remat, module_kwargs)
+        abstract = _abstract_params(module, task)
+        keymap = family.key_map(config, task)
+        with ckpt_io.open_checkpoint(folder) as source:
+            shapes = {k: source.shape(k) for k in source.keys()}
+            renamed, dropped = _align_prefix(shapes, family.base_prefix, task)
+            if task != "base":
+                # Tensors of another task's head (e.g. MLM weights when fine-tuning a classifier).
+                for old, new in list(renamed.items()):
+                    hit = keymap.to_flax(new)
+                    if (not new.startswith(family.base_prefix + ".") and not keymap.ignored(new)
+                            and (hit is None or hit[0] not in abstract)):
+                        dropped.append(old)
+                        del renamed[old]
+            head_paths = [p for p in abstract if task != "base" and not p.startswith(family.base_prefix + "/")]
+            head_present = any(keymap.to_flax(k) is not None and keymap.to_flax(k)[0] in head_paths
+                               for k in renamed.values())
+            new_head = init_new_head and head_paths and not head_present
+            shaped = {new: shapes[old] for old, new in renamed.items()}
+            try:
+                plan = km.plan_load(keymap, shaped, abstract, str(folder),
+                                    optional_missing=(lambda p: p in head_paths) if new_head else (lambda p: False))
+            except km.KeyMapError as e:
+                hint = ""
+                missing_head = [p for p in head_paths if p in str(e)]
+                if missing_head and not init_new_head:
+                    hint = ("\n  hint: the checkpoint has no weights for this task's head; pass "
+                            "init_new_head=True to initialise it for fine-tuning")
+                raise km.KeyMapError(str(e) + hint) from None
+            original = {new: old for old, new in renamed.items()}
+            flat = km.load_tensors(plan, lambda k: source.get(original[k]),
+                                   {p: jax.ShapeDtypeStruct(a.shape, param_dtype) for p, a in abstract.items()},
+                                   put=jnp.asarray)
+        report = {"dropped": dropped + plan.ignored, "initialised": []}
+        if new_head:
+            fresh = km.flatten(_init_params(module, task, seed))
+            for path in head_paths:
+                flat[path] = fresh[path]
+            report["initialised"] = head_paths
+            logging.info("%s: initialised new %s head params: %s", folder, task, head_paths)
+        if report["dropped"]:
+            logging.info("%s: checkpoint tensors not used by %s: %s", folder, task, report["dropped"])
+        return cls(config, module, km.unflatten(flat), task, report)
+
+    # -- calling ----------------------------------------------------------------------------------
+    def __call__(self, deterministic: bool = True, dropout_rng: Optional[jax.Array] = None,
+                 output_attentions: bool = False, output_hidden_states: bool = False,
+                 params: Optional[Mapping] = None, **inputs):
+        """Run the model. Inputs are numpy/jax arrays or nested lists, named as in
+        `transformers`. Training-mode dropout needs `deterministic=False` and a `dropout_rng`."""
+        inputs = {k: v for k, v in inputs.items() if v is not None}
+        if "input_ids" not in inputs:
+            raise TypeError(f"{type(self.module).__name__} needs input_ids; got {sorted(inputs)}")
+        arrays = {k: self._check_input(k, v) for k, v in inputs.items()}
+        rngs = None
+        if not deterministic:
+            if dropout_rng is None:
+                raise ValueError("deterministic=False (training-mode dropout) needs dropout_rng=jax.random.key(...)")
+            rngs = {"dropout": dropout_rng}
+        return self._apply({"params": self.params if params is None else params}, **arrays,
+                           deterministic=deterministic, output_attentions=output_attentions,
+                           output_hidden_states=output_hidden_states, rngs=rngs)
+
+    def _check_input(self, name: str, value) -> jax.Array:
+        if isinstance(value, jax.Array):
+            array = value
+        else:
+            try:
+                array = np.asarray(value)
+            except ValueError as e:
+                raise ValueError(f"{name}: cannot be made an array ({e}); pad the batch to equal lengths") from None
+        if name in _ID_INPUTS or name == "attention_mask":
+            if not jnp.issubdtype(array.dtype, jnp.integer) and array.dtype != bool:
+                raise TypeError(f"{name}: expected integer ids, got dtype {array.dtype}")
+            if array.ndim < 2:
+                raise ValueError(f"{name}: expected shape (batch, length), got {array.shape}; "
+                                 "wrap a single sequence in a list")
+            if array.shape[-1] == 0:
+                raise ValueError(f"{name}: empty sequence (length 0); encode at least one token")
+        if name == "input_ids" and isinstance(array, np.ndarray) and array.size:
+            vocab = getattr(self.config, "vocab_size", None)
+            low, high = int(array.min()), int(array.max())
+            if low < 0 or (vocab is not None and high >= vocab):
+                raise ValueError(f"input_ids: values must lie in [0, {vocab}) (vocab_size); found {low}..{high}")
+            limit = self.max_length
+            if limit is not None and array.shape[-1] > limit:
+                raise ValueError(f"input_ids: length {array.shape[-1]} exceeds the model's maximum of {limit} "
+                                 "positions; truncate (tokenizer truncation=True, max_length=...)")
+        return jnp.asarray(array)
+
+    @property
+    def max_length(self) -> Optional[int]:
+        limit = getattr(self.config, "max_input_length", None)
+        if limit is not None:
+            return limit
+        return getattr(self.config, "max_position_embeddings", None)
+
+    # -- saving -------------------------------------------------------------------------------------
+    def save_pretrained(self, folder, max_shard_size: int | str = "5GB") -> pathlib.Path:
+        """Write config.json and safetensors in the Hugging Face layout `transformers` loads."""
+        folder = pathlib.Path(folder)
+        keymap = self.family.key_map(self.config, self.task)
+        flat = {p: np.asarray(jax.device_get(v)) for p, v in km.flatten(self.params).items()}
+        ckpt_io.write_checkpoint(folder, km.export_tensors(keymap, flat), max_shard_size=max_shard_size)
+        self.config.replace(architectures=(self.family.heads[self.task][1],)).save_pretrained(folder)
+        return folder
+
+    def num_params(self) -> int:
+        return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(self.params))
+
+    def __repr__(self):
+        return (f"{type(self).__name__}({self.config.model_type}, task={self.task!r}, "
+                f"params={self.num_params():,})")
+
+
+def _align_prefix(shapes: Mapping[str, tuple], prefix: str, task: str) -> tuple[dict, list]:
+    """Match checkpoint names to the model's nesting, as `transformers` does: a base model
+    loads from a task checkpoint (the backbone prefix is stripped, head tensors dropped) and a
+    task model loads from a base checkpoint (the prefix is added)."""
+    dotted = prefix + "."
+    has_prefix = any(k.startswith(dotted) for k in shapes)
+    renamed, dropped = {}, []
+    for key in shapes:
+        if task == "base" and has_prefix:
+            if key.startswith(dotted):
+                renamed[key] = key[len(dotted):]
+            else:
+                dropped.append(key)
+        elif task != "base" and not has_prefix:
+            renamed[key] = dotted + key
+        else:
+            renamed[key] = key
+    return renamed, dropped

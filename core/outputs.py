@@ -1,0 +1,84 @@
+"""Model output dataclasses, shared by the canonical models and the ports.
+
+Plain dataclasses (no framework import), field names as in `transformers`. `core.layers.prims`
+registers them as JAX pytrees. Per-layer `hidden_states` / `attentions` are tuples with one
+array per layer (hidden states include the embeddings output first), as in `transformers`.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Optional
+
+
+@dataclasses.dataclass
+class ModelOutput:
+    def to_tuple(self) -> tuple:
+        return tuple(v for v in dataclasses.asdict(self).values() if v is not None)
+
+    def __getitem__(self, key: str):
+        return getattr(self, key)
+
+    def keys(self):
+        return [f.name for f in dataclasses.fields(self) if getattr(self, f.name) is not None]
+
+
+@dataclasses.dataclass
+class BaseModelOutput(ModelOutput):
+    last_hidden_state: Any = None
+    pooler_output: Optional[Any] = None
+    hidden_states: Optional[tuple] = None
+    attentions: Optional[tuple] = None
+
+
+@dataclasses.dataclass
+class MaskedLMOutput(ModelOutput):
+    loss: Optional[Any] = None
+    logits: Any = None
+    hidden_states: Optional[tuple] = None
+    attentions: Optional[tuple] = None
+
+
+@dataclasses.dataclass
+class SequenceClassifierOutput(ModelOutput):
+    loss: Optional[Any] = None
+    logits: Any = None
+    hidden_states: Optional[tuple] = None
+    attentions: Optional[tuple] = None
+
+
+@dataclasses.dataclass
+class TokenClassifierOutput(ModelOutput):
+    loss: Optional[Any] = None
+    logits: Any = None
+    hidden_states: Optional[tuple] = None
+    attentions: Optional[tuple] = None
+
+
+@dataclasses.dataclass
+class MultipleChoiceModelOutput(ModelOutput):
+    loss: Optional[Any] = None
+    logits: Any = None
+    hidden_states: Optional[tuple] = None
+    attentions: Optional[tuple] = None
+
+
+@dataclasses.dataclass
+class QuestionAnsweringModelOutput(ModelOutput):
+    loss: Optional[Any] = None
+    start_logits: Any = None
+    end_logits: Any = None
+    hidden_states: Optional[tuple] = None
+    attentions: Optional[tuple] = None
+
+
+@dataclasses.dataclass
+class PreTrainingOutput(ModelOutput):
+    """ELECTRA-style discriminator output (`logits` per token) or BERT-style pretraining."""
+    loss: Optional[Any] = None
+    logits: Any = None
+    hidden_states: Optional[tuple] = None
+    attentions: Optional[tuple] = None
+
+
+ALL_OUTPUTS = (BaseModelOutput, MaskedLMOutput, SequenceClassifierOutput, TokenClassifierOutput,
+               MultipleChoiceModelOutput, QuestionAnsweringModelOutput, PreTrainingOutput)
