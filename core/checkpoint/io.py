@@ -520,14 +520,14 @@ def write_checkpoint(
             names = [SAFE_WEIGHTS_NAME]
         else:
             names = [f"model-{i:05d}-of-{n:05d}.safetensors" for i in range(1, n + 1)]
-        if n > 1:
             index = {
                 "metadata": {"total_size": total_bytes},
-                "weight_map": {k: name for name, keys in zip(names, shard_keys) for k in sorted(keys)},
+                "weight_map": {k: name for name, keys in zip(names, shard_keys) for k in keys},
             }
             temp_index = folder / f".{SAFE_WEIGHTS_INDEX_NAME}.{token}.tmp"
             temp_files.append(temp_index)
             temp_index.write_text(json.dumps(index, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+            names.append(SAFE_WEIGHTS_INDEX_NAME)
 
         # 2. Swap in the new files. Loaders take model.safetensors over an index, and an
         # index is what makes shards look complete, so: a single file is renamed atomically
@@ -537,7 +537,7 @@ def write_checkpoint(
             _remove(folder / SAFE_WEIGHTS_NAME)
             _remove(folder / SAFE_WEIGHTS_INDEX_NAME)
         written = []
-        for temp, name in zip(temp_files, names + ([SAFE_WEIGHTS_INDEX_NAME] if n > 1 else [])):
+        for temp, name in zip(temp_files, names):
             os.replace(temp, folder / name)
             written.append(folder / name)
     finally:

@@ -1,0 +1,101 @@
+"""Position encodings (canonical, portable subset): sinusoidal tables, rotary embeddings in both
+layouts, ALiBi slopes and biases, and T5-style relative position buckets."""
+import math
+
+import jax
+import jax.numpy as jnp
+
+
+def sinusoidal_table(num_positions: int, dim: int, dtype=jnp.float32):
+    """(num_positions, dim): sin on even channels, cos on odd (the Transformer paper's layout,
+    as DistilBERT/XLM write it)."""
+    position = jnp.expand_dims(jnp.arange(num_positions, dtype=jnp.float32), 1)
+    channel = jnp.arange(dim, dtype=jnp.float32)
+    angle = position / jnp.power(10000.0, 2.0 * jnp.floor(channel / 2.0) / dim)
+    is_even = jnp.expand_dims(jnp.arange(dim) % 2 == 0, 0)
+    return jnp.asarray(jnp.where(is_even, jnp.sin(angle), jnp.cos(angle)), dtype)
+
+
+def rotary_inv_freq(head_dim: int, base: float = 10000.0, rotary_dim: int = 0):
+    """Inverse frequencies for the first `rotary_dim` (default all) channels of a head."""
+    dim = rotary_dim if rotary_dim else head_dim
+    return 1.0 / jnp.power(base, jnp.arange(0, dim, 2, dtype=jnp.float32) / dim)
+
+
+def rotary_cos_sin(position_ids, inv_freq, scale: float = 1.0):
+    """cos and sin of (batch, length, rotary_dim/2) angles for positions (batch, length)."""
+    angles = jnp.einsum("bt,f->btf", jnp.asarray(position_ids, jnp.float32), inv_freq)
+    return jnp.cos(angles) * scale, jnp.sin(angles) * scale
+
+
+def apply_rotary(x, cos, sin, interleaved: bool = False):
+    """Rotate (batch, length, heads, dim) by per-position angles over the first 2*F channels
+    (F = cos.shape[-1]); the rest pass through.
+
+    interleaved=False: the "rotate half" layout (LLaMA/GPT-NeoX): pairs (i, i + F).
+    interleaved=True: the GPT-J layout: pairs (2i, 2i + 1).
+    """
+    rot = 2 * jnp.shape(cos)[-1]
+    x_rot = x[..., :rot]
+    x_pass = x[..., rot:]
+    c = jnp.expand_dims(cos, 2)
+    s = jnp.expand_dims(sin, 2)
+    if interleaved:
+        shape = jnp.shape(x_rot)
+        pairs = jnp.reshape(x_rot, shape[:-1] + (rot // 2, 2))
+        even = pairs[..., 0]
+        odd = pairs[..., 1]
+        rotated = jnp.stack([even * c - odd * s, odd * c + even * s], axis=-1)
+        rotated = jnp.reshape(rotated, shape)
+    else:
+        half = rot // 2
+        first = x_rot[..., :half]
+        second = x_rot[..., half:]
+        rotated = jnp.concatenate([first * c - second * s, second * c + first * s], axis=-1)
+    return jnp.concatenate([jnp.asarray(rotated, x.dtype), x_pass], axis=-1)
+
+
+def alibi_slopes(num_heads: int):
+    """ALiBi head slopes (Press et al.), with the interleaving BLOOM uses for non-powers of 2."""
+    closest = 2 ** int(math.floor(math.log2(num_heads)))
+    base = 2.0 ** (-(2.0 ** -(math.log2(closest) - 3)))
+    slopes = [base ** (i + 1) for i in range(closest)]
+    if closest != num_heads:
+        extra_base = 2.0 ** (-(2.0 ** -(math.log2(2 * closest) - 3)))
+        slopes += [extra_base ** (2 * i + 1) for i in range(num_heads - closest)]
+    return jnp.asarray(slopes, jnp.float32)
+
+
+def alibi_bias(attention_mask, num_heads: int):
+    """(batch, heads, 1, kv_len) additive bias slope * key position, positions counted over
+    non-padded keys (BLOOM's cumsum form, correct under left padding)."""
+    positions = (jnp.cumsum(attention_mask, axis=-1) - 1) * attention_mask
+    slopes = alibi_slopes(num_heads)
+    bias = jnp.einsum("h,bk->bhk", slopes, jnp.asarray(positions, jnp.float32))
+    return jnp.expand_dims(bias, 2)
+
+
+def relative_position_bucket(relative_position, bidirectional: bool = True, num_buckets: int = 32,
+                             max_distance: int = 128):
+    """T5's bucketing of (key - query) offsets: exact for small offsets, log-spaced up to
+    `max_distance`, one bucket beyond; bidirectional halves the buckets per direction."""
+    bucket = jnp.zeros_like(relative_position)
+    if bidirectional:
+        num_buckets = num_buckets // 2
+        bucket = bucket + jnp.asarray(relative_position > 0, relative_position.dtype) * num_buckets
+        distance = jnp.abs(relative_position)
+    else:
+        distance = -jnp.minimum(relative_position, jnp.zeros_like(relative_position))
+    max_exact = num_buckets // 2
+    is_small = distance < max_exact
+    # log of 0 is masked out by `is_small`; the maximum keeps the log finite.
+    scaled = jnp.log(jnp.maximum(jnp.asarray(distance, jnp.float32), 1.0) / max_exact)
+    large = max_exact + jnp.asarray(scaled / math.log(max_distance / max_exact) * (num_buckets - max_exact),
+                                    relative_position.dtype)
+    large = jnp.minimum(large, jnp.full_like(large, num_buckets - 1))
+    return bucket + jnp.where(is_small, distance, large)
+
+
+def relative_positions(q_len: int, kv_len: int, offset=0):
+    """(q_len, kv_len) matrix of key position minus query position."""
+    return jnp.expand_dims(jnp.arange(kv_len), 0) - jnp.expand_dims(jnp.arange(q_len) + offset, 1)

@@ -1,0 +1,211 @@
+"""Building blocks against their PyTorch / `transformers` definitions."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from transformers.activations import ACT2FN
+
+from core.configuration import ACTIVATIONS
+from core.layers import attention as A
+from core.layers import losses
+from core.layers import prims as P
+from core.layers.mlp import MLP, GatedMLP
+
+TOL = 1e-6
+
+
+def rand(*shape, seed=0, scale=3.0):
+    return (np.random.default_rng(seed).standard_normal(shape) * scale).astype(np.float32)
+
+
+@pytest.mark.parametrize("name", ACTIVATIONS)
+def test_activation_matches_transformers(name):
+    x = rand(4, 257)
+    reference_name = {"identity": "linear", "relu2": "relu2", "swish": "swish"}.get(name, name)
+    if reference_name not in ACT2FN:
+        pytest.fail(f"transformers has no activation {reference_name!r}; drop it from ACTIVATIONS")
+    expected = ACT2FN[reference_name](torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(np.asarray(P.act(jnp.asarray(x), name)), expected, atol=2e-6, rtol=1e-6)
+
+
+def test_gelu_means_exact_not_tanh():
+    x = jnp.asarray(rand(1000))
+    exact = P.act(x, "gelu")
+    tanh = P.act(x, "gelu_new")
+    assert float(jnp.max(jnp.abs(exact - tanh))) > 1e-4    # the two must not be confused
+    with pytest.raises(ValueError, match="unknown activation 'gelu_fancy'"):
+        P.act(x, "gelu_fancy")
+
+
+def init_apply(module, *args, **kwargs):
+    params = module.init(jax.random.PRNGKey(0), *args, **kwargs)
+    params = jax.tree.map(lambda p: jnp.asarray(rand(*p.shape, seed=p.size, scale=0.5)), params)
+    return params, module.apply(params, *args, **kwargs)
+
+
+@pytest.mark.parametrize("eps", [1e-12, 1e-5])
+def test_layer_norm_matches_torch(eps):
+    x = rand(3, 5, 24) + 7.0      # an offset mean stresses one-pass variance formulas
+    params, y = init_apply(P.LayerNorm(24, eps), jnp.asarray(x))
+    p = params["params"]
+    expected = F.layer_norm(torch.from_numpy(x), (24,), torch.from_numpy(np.asarray(p["scale"])),
+                            torch.from_numpy(np.asarray(p["bias"])), eps)
+    np.testing.assert_allclose(np.asarray(y), expected.numpy(), atol=2e-6)
+
+
+def test_rms_norm_matches_llama_and_gemma_forms():
+    from transformers.models.llama.modeling_llama import LlamaRMSNorm
+    x = rand(2, 4, 16)
+    params, y = init_apply(P.RMSNorm(16, 1e-6), jnp.asarray(x))
+    ref = LlamaRMSNorm(16, eps=1e-6)
+    ref.weight.data = torch.from_numpy(np.asarray(params["params"]["scale"]))
+    np.testing.assert_allclose(np.asarray(y), ref(torch.from_numpy(x)).detach().numpy(), atol=TOL)
+    params, y = init_apply(P.RMSNorm(16, 1e-6, offset=1.0), jnp.asarray(x))
+    scale = np.asarray(params["params"]["scale"])
+    xt = torch.from_numpy(x)
+    expected = xt * torch.rsqrt(xt.pow(2).mean(-1, keepdim=True) + 1e-6) * (1.0 + torch.from_numpy(scale))
+    np.testing.assert_allclose(np.asarray(y), expected.numpy(), atol=TOL)
+
+
+def test_dense_and_embed_layouts():
+    x = rand(2, 3, 8)
+    params, y = init_apply(P.Dense(5, 8), jnp.asarray(x))
+    k, b = np.asarray(params["params"]["kernel"]), np.asarray(params["params"]["bias"])
+    assert k.shape == (8, 5)
+    np.testing.assert_allclose(np.asarray(y), x @ k + b, atol=1e-5)
+    with pytest.raises(ValueError, match="built for 8"):
+        P.Dense(5, 8).init(jax.random.PRNGKey(0), jnp.zeros((2, 7)))
+    embed = P.Embed(11, 4)
+    params = embed.init(jax.random.PRNGKey(0), jnp.zeros((1, 2), jnp.int32))
+    table = np.asarray(params["params"]["embedding"])
+    ids = jnp.asarray([[0, 10, 3]])
+    np.testing.assert_array_equal(np.asarray(embed.apply(params, ids)), table[[0, 10, 3]][None])
+    # Out-of-range ids clip inside jit (the wrapper rejects them on the host first).
+    np.testing.assert_array_equal(np.asarray(embed.apply(params, jnp.asarray([[11, -1]]))), table[[10, 0]][None])
+    h = rand(2, 4)
+    np.testing.assert_allclose(np.asarray(embed.apply(params, jnp.asarray(h), method="attend")), h @ table.T, atol=1e-5)
+
+
+def reference_attention(q, k, v, mask=None, bias=None):
+    """(b, t, h, d) eager attention in torch with transformers' additive finfo.min mask."""
+    qt, kt, vt = (torch.from_numpy(np.asarray(a)).transpose(1, 2) for a in (q, k, v))
+    groups = qt.shape[1] // kt.shape[1]
+    kt, vt = kt.repeat_interleave(groups, 1), vt.repeat_interleave(groups, 1)
+    logits = qt @ kt.transpose(-1, -2) / np.sqrt(q.shape[-1])
+    if bias is not None:
+        logits = logits + torch.from_numpy(np.asarray(bias))
+    if mask is not None:
+        logits = logits + torch.where(torch.from_numpy(np.asarray(mask)), 0.0, torch.finfo(torch.float32).min)
+    weights = logits.softmax(-1)
+    return (weights @ vt).transpose(1, 2).numpy(), weights.numpy()
+
+
+@pytest.mark.parametrize("kv_heads", [6, 2, 1])          # MHA, GQA, MQA
+@pytest.mark.parametrize("return_weights", [False, True])  # fused jax.nn path and explicit path
+def test_attention_core_matches_eager_reference(kv_heads, return_weights):
+    b, t, h, d = 2, 5, 6, 4
+    q, k, v = rand(b, t, h, d, seed=1), rand(b, t, kv_heads, d, seed=2), rand(b, t, kv_heads, d, seed=3)
+    pad = np.array([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]])
+    mask = A.combine_masks(A.padding_mask(jnp.asarray(pad)), A.causal_mask(t, t))
+    bias = rand(1, h, t, t, seed=4, scale=1.0)
+    out, weights = P.AttentionCore().apply({}, q, k, v, mask=mask, bias=bias, return_weights=return_weights)
+    expected, expected_w = reference_attention(q, k, v, np.broadcast_to(np.asarray(mask), (b, h, t, t)), bias)
+    np.testing.assert_allclose(np.asarray(out), expected, atol=2e-6)
+    if return_weights:
+        np.testing.assert_allclose(np.asarray(weights), expected_w, atol=TOL)
+    else:
+        assert weights is None
+
+
+def test_attention_core_rejects_bad_shapes():
+    q = jnp.zeros((1, 3, 6, 4))
+    with pytest.raises(ValueError, match="kv heads dividing q heads"):
+        P.AttentionCore().apply({}, q, jnp.zeros((1, 3, 4, 4)), jnp.zeros((1, 3, 4, 4)))
+
+
+def test_kv_cache_decoding_equals_full_causal_attention():
+    b, t, h, d, max_len = 2, 6, 2, 4, 8
+    q, k, v = rand(b, t, h, d, seed=1), rand(b, t, h, d, seed=2), rand(b, t, h, d, seed=3)
+    full, _ = P.AttentionCore().apply({}, q, k, v, mask=A.causal_mask(t, t))
+    cache = A.init_kv_cache(b, max_len, h, d)
+    cache = A.update_kv_cache(cache, k[:, :4], v[:, :4], 0)       # prefill 4 tokens
+    steps = [P.AttentionCore().apply({}, q[:, :4], cache[0], cache[1], mask=A.causal_mask(4, max_len))[0]]
+    for i in range(4, t):                                          # then one token at a time
+        cache = A.update_kv_cache(cache, k[:, i:i + 1], v[:, i:i + 1], i)
+        steps.append(P.AttentionCore().apply({}, q[:, i:i + 1], cache[0], cache[1],
+                                             mask=A.causal_mask(1, max_len, offset=i))[0])
+    np.testing.assert_allclose(np.concatenate(steps, axis=1), np.asarray(full), atol=TOL)
+
+
+def test_sliding_window_mask():
+    mask = np.asarray(A.sliding_window_mask(5, 5, window=2))[0, 0]
+    expected = np.array([[1, 0, 0, 0, 0], [1, 1, 0, 0, 0], [0, 1, 1, 0, 0], [0, 0, 1, 1, 0], [0, 0, 0, 1, 1]], bool)
+    np.testing.assert_array_equal(mask, expected)
+
+
+class _Block(P.nn.Module):
+    features: int
+
+    def setup(self):
+        self.dense = P.Dense(self.features, self.features)
+        self.dropout = P.Dropout(0.5)
+
+    def __call__(self, x, scale, deterministic):
+        y = jnp.tanh(self.dense(x)) * scale
+        y = self.dropout(y, deterministic=deterministic)
+        return y, y
+
+
+@pytest.mark.parametrize("remat,unroll", [(False, False), (True, False), (False, True)])
+def test_repeat_is_a_loop_over_stacked_layers(remat, unroll):
+    x = jnp.asarray(rand(2, 8, scale=1.0))
+    module = P.Repeat(_Block, 3, {"features": 8}, remat=remat, unroll=unroll)
+    params = module.init(jax.random.PRNGKey(0), x, 2.0, True)
+    kernels = params["params"]["block"]["dense"]["kernel"]
+    assert kernels.shape == (3, 8, 8)
+    (y, per_layer) = module.apply(params, x, 2.0, True)
+    h = np.asarray(x)
+    for i in range(3):
+        h = np.tanh(h @ np.asarray(kernels[i]) + np.asarray(params["params"]["block"]["dense"]["bias"][i])) * 2.0
+        np.testing.assert_allclose(np.asarray(per_layer[i]), h, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(y), h, atol=1e-5)
+    # Dropout draws a different mask in every layer, reproducibly from the key.
+    rngs = {"dropout": jax.random.PRNGKey(3)}
+    a, layers_a = module.apply(params, x, 2.0, False, rngs=rngs)
+    b, _ = module.apply(params, x, 2.0, False, rngs=rngs)
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    zeros = [np.asarray(layers_a[i] == 0) for i in range(3)]
+    assert not np.array_equal(zeros[0], zeros[1])
+    # Gradients flow through remat and unrolled variants alike.
+    grads = jax.grad(lambda p: jnp.sum(module.apply(p, x, 2.0, True)[0]))(params)
+    assert float(jnp.abs(grads["params"]["block"]["dense"]["kernel"]).sum()) > 0
+
+
+def test_mlp_and_gated_mlp():
+    x = jnp.asarray(rand(2, 3, 8, scale=1.0))
+    params, y = init_apply(MLP(8, 13, "gelu"), x)
+    p = params["params"]
+    h = ACT2FN["gelu"](torch.from_numpy(np.asarray(x) @ np.asarray(p["up"]["kernel"]) + np.asarray(p["up"]["bias"])))
+    expected = h.numpy() @ np.asarray(p["down"]["kernel"]) + np.asarray(p["down"]["bias"])
+    np.testing.assert_allclose(np.asarray(y), expected, atol=1e-5)
+    params, y = init_apply(GatedMLP(8, 13, "silu"), x)
+    p = params["params"]
+    gate = ACT2FN["silu"](torch.from_numpy(np.asarray(x) @ np.asarray(p["gate"]["kernel"]))).numpy()
+    expected = (gate * (np.asarray(x) @ np.asarray(p["up"]["kernel"]))) @ np.asarray(p["down"]["kernel"])
+    np.testing.assert_allclose(np.asarray(y), expected, atol=1e-5)
+
+
+def test_losses_match_torch():
+    logits = rand(4, 6, 7, scale=2.0)
+    labels = np.random.default_rng(0).integers(0, 7, size=(4, 6))
+    labels[0, :3] = -100
+    expected = F.cross_entropy(torch.from_numpy(logits).reshape(-1, 7), torch.from_numpy(labels).reshape(-1))
+    assert abs(float(losses.cross_entropy(jnp.asarray(logits), jnp.asarray(labels))) - float(expected)) < 1e-6
+    targets = (rand(4, 7) > 0).astype(np.float32)
+    expected = F.binary_cross_entropy_with_logits(torch.from_numpy(logits[:, 0]), torch.from_numpy(targets))
+    got = losses.binary_cross_entropy_with_logits(jnp.asarray(logits[:, 0]), jnp.asarray(targets))
+    assert abs(float(got) - float(expected)) < 1e-6
+    all_ignored = losses.cross_entropy(jnp.asarray(logits), jnp.full((4, 6), -100))
+    assert np.isnan(float(all_ignored))      # torch's mean over nothing is NaN too
