@@ -46,6 +46,10 @@ class BertConfig(PretrainedConfig):
             value = getattr(self, key)
             if value is not None and not 0.0 <= value < 1.0:
                 self.fail(key, value, "a probability in [0, 1)")
+        position_type = self.extra.get("position_embedding_type", "absolute")
+        if position_type != "absolute":
+            self.fail("position_embedding_type", position_type,
+                      "'absolute' (transformers v5 dropped relative_key / relative_key_query for BERT)")
         if self.is_decoder or self.add_cross_attention:
             self.fail("is_decoder", self.is_decoder,
                       "false: Rosetta's BERT family is encoder-only (no decoder / cross-attention)")
