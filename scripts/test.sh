@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Command 2 of the README: set up if needed, then run the whole test suite on all cores
+# (one pytest worker per core, one thread per worker; see tests/conftest.py).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
+workers="${ROSETTA_TEST_WORKERS:-$(nproc)}"
+exec .venv/bin/python -m pytest -n "$workers" --dist=worksteal -q "$@"
