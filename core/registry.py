@@ -56,6 +56,15 @@ def _bert_like(model_type: str, package: str, prefix: str, hf: str, config: str,
 
 FAMILIES: dict[str, Family] = {
     "bert": _bert_like("bert", "bert", "bert", "Bert", "BertConfig"),
+    "roberta": _bert_like("roberta", "roberta", "roberta", "Roberta", "RobertaConfig"),
+    "xlm-roberta": _bert_like("xlm-roberta", "roberta", "roberta", "XLMRoberta", "XLMRobertaConfig"),
+    "camembert": _bert_like("camembert", "roberta", "roberta", "Camembert", "CamembertConfig"),
+    "distilbert": _bert_like("distilbert", "distilbert", "distilbert", "DistilBert", "DistilBertConfig"),
+    "albert": _bert_like("albert", "albert", "albert", "Albert", "AlbertConfig",
+                         extra={"pretraining": ("AlbertForPreTraining", "AlbertForPreTraining")}),
+    "electra": _bert_like("electra", "electra", "electra", "Electra", "ElectraConfig",
+                          extra={"pretraining": ("ElectraForPreTraining", "ElectraForPreTraining")}),
+    "mpnet": _bert_like("mpnet", "mpnet", "mpnet", "MPNet", "MPNetConfig"),
 }
 
 

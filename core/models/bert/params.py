@@ -32,6 +32,9 @@ def key_map(config: BertConfig, task: str) -> KeyMap:
         return KeyMap(encoder_rules(config), IGNORE)
     rules = prefixed(BASE_PREFIX, "bert", encoder_rules(config))
     ignore = list(IGNORE)
+    if task not in ("sequence-classification", "multiple-choice"):
+        # Heads without a pooler: published checkpoints (bert-base-*) still carry one.
+        ignore.append(r"bert\.pooler\..*")
     if task == "masked-lm":
         rules += [
             *dense("cls.predictions.transform.dense", "cls/predictions/transform/dense"),
