@@ -139,7 +139,7 @@ def test_parity_with_transformers(model_type, task, overrides, tmp_path, record_
 
 
 def test_position_ids_count_from_the_padding_token():
-    from core.models.roberta.modeling import create_position_ids_from_input_ids
+    from core.layers.positions import create_position_ids_from_input_ids
     ids = np.array([[0, 5, 6, 2, 1, 1], [0, 1, 7, 2, 1, 1]])   # a pad inside the second row too
     reference = transformers.models.roberta.modeling_roberta.RobertaEmbeddings.create_position_ids_from_input_ids
     for pad in (1, 0, 3):

@@ -22,11 +22,17 @@ def mse(predictions, targets):
     return jnp.mean(jnp.square(diff))
 
 
-def binary_cross_entropy_with_logits(logits, targets):
+def binary_cross_entropy_with_logits(logits, targets, mask=None):
+    """Mean BCE-with-logits; with `mask`, over the positions where mask == 1 only (NaN if none,
+    as torch's mean over an empty selection)."""
     x = jnp.asarray(logits, jnp.float32)
     y = jnp.asarray(targets, jnp.float32)
     # log(1 + exp(-|x|)) form: stable for large |x|, as torch computes it.
-    return jnp.mean(jnp.maximum(x, 0.0) - x * y + jnp.log1p(jnp.exp(-jnp.abs(x))))
+    per_item = jnp.maximum(x, 0.0) - x * y + jnp.log1p(jnp.exp(-jnp.abs(x)))
+    if mask is None:
+        return jnp.mean(per_item)
+    active = jnp.asarray(mask == 1, jnp.float32)
+    return jnp.sum(per_item * active) / jnp.sum(active)
 
 
 def sequence_classification_loss(logits, labels, problem_type, num_labels: int):

@@ -99,3 +99,10 @@ def relative_position_bucket(relative_position, bidirectional: bool = True, num_
 def relative_positions(q_len: int, kv_len: int, offset=0):
     """(q_len, kv_len) matrix of key position minus query position."""
     return jnp.expand_dims(jnp.arange(kv_len), 0) - jnp.expand_dims(jnp.arange(q_len) + offset, 1)
+
+
+def create_position_ids_from_input_ids(input_ids, padding_idx: int):
+    """fairseq-style positions (RoBERTa, MPNet, ...): non-pad tokens get padding_idx + 1, + 2, ...
+    counting only non-pad tokens; pads get padding_idx (transformers' function of this name)."""
+    not_pad = jnp.asarray(jnp.not_equal(input_ids, padding_idx), jnp.int32)
+    return jnp.cumsum(not_pad, axis=1) * not_pad + padding_idx

@@ -93,16 +93,6 @@ class ElectraDiscriminatorPredictions(nn.Module):
         return jnp.squeeze(logits, -1)
 
 
-def masked_binary_cross_entropy_with_logits(logits, labels, attention_mask):
-    """Mean BCE-with-logits over the positions where attention_mask == 1 (transformers selects
-    exactly those, `attention_mask.view(...) == 1`); NaN when there are none, as torch."""
-    x = jnp.asarray(logits, jnp.float32)
-    y = jnp.asarray(labels, jnp.float32)
-    active = jnp.asarray(attention_mask == 1, jnp.float32)
-    per_token = jnp.maximum(x, 0.0) - x * y + jnp.log1p(jnp.exp(-jnp.abs(x)))
-    return jnp.sum(per_token * active) / jnp.sum(active)
-
-
 class ElectraForPreTraining(nn.Module):
     """The discriminator: is each token original (0) or replaced (1)?"""
     config: ElectraConfig
@@ -122,9 +112,8 @@ class ElectraForPreTraining(nn.Module):
         logits = self.discriminator_predictions(base.last_hidden_state)
         loss = None
         if labels is not None:
-            if attention_mask is None:
-                attention_mask = jnp.ones(jnp.shape(input_ids), jnp.int32)
-            loss = masked_binary_cross_entropy_with_logits(logits, labels, attention_mask)
+            # Only real tokens count (all tokens when no mask is given), as in transformers.
+            loss = losses.binary_cross_entropy_with_logits(logits, labels, attention_mask)
         return outputs.PreTrainingOutput(loss=loss, logits=logits, hidden_states=base.hidden_states,
                                          attentions=base.attentions)
 

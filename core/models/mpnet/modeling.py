@@ -25,13 +25,6 @@ from core.models.bert.modeling import BertIntermediate, BertPooler, BertSelfOutp
 from core.models.mpnet.config import MAX_DISTANCE, NUM_BUCKETS, PADDING_IDX, MPNetConfig
 
 
-def create_position_ids_from_input_ids(input_ids, padding_idx: int):
-    """Non-pad tokens get padding_idx + 1, + 2, ... (counting only non-pad tokens); pads get
-    padding_idx. As `transformers` (from fairseq's `make_positions`)."""
-    not_pad = jnp.asarray(jnp.not_equal(input_ids, padding_idx), jnp.int32)
-    return jnp.cumsum(not_pad, axis=1) * not_pad + padding_idx
-
-
 class MPNetEmbeddings(nn.Module):
     config: MPNetConfig
     dtype: jnp.dtype = jnp.float32
@@ -153,7 +146,7 @@ def default_inputs(input_ids, attention_mask, position_ids):
     if attention_mask is None:
         attention_mask = jnp.ones((batch, length), jnp.int32)
     if position_ids is None:
-        position_ids = create_position_ids_from_input_ids(input_ids, PADDING_IDX)
+        position_ids = positions.create_position_ids_from_input_ids(input_ids, PADDING_IDX)
     return attention_mask, position_ids
 
 

@@ -17,15 +17,9 @@ from core import outputs
 from core.layers import attention as A
 from core.layers import losses
 from core.layers import prims as P
+from core.layers.positions import create_position_ids_from_input_ids
 from core.models.bert.modeling import BertEmbeddings, BertEncoder, BertPooler, flatten_choices
 from core.models.roberta.config import RobertaConfig
-
-
-def create_position_ids_from_input_ids(input_ids, padding_idx: int):
-    """Non-pad tokens get padding_idx + 1, + 2, ... (counting only non-pad tokens); pads get
-    padding_idx. As `transformers` (from fairseq's `make_positions`)."""
-    not_pad = jnp.asarray(jnp.not_equal(input_ids, padding_idx), jnp.int32)
-    return jnp.cumsum(not_pad, axis=1) * not_pad + padding_idx
 
 
 def default_inputs(input_ids, attention_mask, token_type_ids, position_ids, padding_idx: int):
