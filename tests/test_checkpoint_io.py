@@ -530,7 +530,7 @@ def test_error_bin_truncated_or_legacy(tmp_path):
 def test_load_memory_script_runs_on_tiny_folder(tmp_path):
     write_checkpoint(tmp_path, {"w": np.ones((64, 64), np.float32)})
     result = subprocess.run(
-        [sys.executable, "scripts/bench/load_memory.py", "--folder", str(tmp_path)],
+        [sys.executable, "scripts/bench/load_memory.py", "--folder", str(tmp_path), "--modes", "reader"],
         cwd=REPO,
         check=True,
         capture_output=True,

@@ -37,9 +37,9 @@ class Transform:
 
 
 IDENTITY = Transform("identity", lambda a: a, lambda a: a, lambda s: tuple(s))
-# torch Linear stores (out, in); Flax Dense stores (in, out).
-TRANSPOSE = Transform("transpose", lambda a: np.ascontiguousarray(a.T), lambda a: np.ascontiguousarray(a.T),
-                      lambda s: tuple(reversed(s)))
+# torch Linear stores (out, in); Flax Dense stores (in, out). Views: the loader copies them once,
+# straight into the destination buffer.
+TRANSPOSE = Transform("transpose", lambda a: a.T, lambda a: a.T, lambda s: tuple(reversed(s)))
 
 
 _FIELD = re.compile(r"\{(\w+)\}")
@@ -226,24 +226,32 @@ def plan_load(keymap: KeyMap, source_shapes: Mapping[str, tuple], abstract: Mapp
     return LoadPlan(assignments, ignored)
 
 
+def aligned_empty(shape: tuple, dtype, alignment: int = 64) -> np.ndarray:
+    """An uninitialised array whose data starts on an `alignment`-byte boundary: XLA's CPU
+    client can then adopt it without a copy (`jax.device_put(..., may_alias=True)`)."""
+    dtype = np.dtype(dtype)
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    raw = np.empty(nbytes + alignment, np.uint8)
+    offset = (-raw.ctypes.data) % alignment
+    return raw[offset:offset + nbytes].view(dtype).reshape(shape)
+
+
 def load_tensors(plan: LoadPlan, get: Callable[[str], np.ndarray], abstract: Mapping[str, object],
-                 put: Callable[[np.ndarray], object]) -> dict[str, object]:
-    """Stream tensors into a flat {flax path: array}. Stacked leaves fill a host buffer row by
-    row, then `put` moves the finished leaf (e.g. to the device), so at most one leaf is
-    held twice."""
+                 put: Callable[[np.ndarray], object], allocate=aligned_empty) -> dict[str, object]:
+    """Stream tensors into a flat {flax path: array}. Each leaf gets one host buffer from
+    `allocate`; tensors are transformed straight into it (a stacked leaf row by row) and `put`
+    hands the finished buffer on (to the device, zero-copy where the backend allows). At any
+    time at most one checkpoint tensor is held beside the loaded params."""
     by_path: dict[str, list] = {}
     for key, (path, layer, rule) in plan.assignments.items():
         by_path.setdefault(path, []).append((key, layer, rule))
     flat = {}
     for path, entries in by_path.items():
         leaf = abstract[path]
-        if entries[0][1] is None:
-            key, _, rule = entries[0]
-            flat[path] = put(np.asarray(rule.transform.to_flax(get(key)), dtype=leaf.dtype))
-            continue
-        buffer = np.empty(leaf.shape, dtype=leaf.dtype)
+        buffer = allocate(tuple(leaf.shape), leaf.dtype)
         for key, layer, rule in entries:
-            buffer[layer] = rule.transform.to_flax(get(key))
+            target = buffer if layer is None else buffer[layer]
+            target[...] = rule.transform.to_flax(get(key))
         flat[path] = put(buffer)
         del buffer
     return flat
