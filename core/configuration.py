@@ -118,6 +118,10 @@ def _matches(value, tp) -> bool:
     return isinstance(value, tp)
 
 
+def _labels_for(num_labels) -> dict:
+    return {str(i): f"LABEL_{i}" for i in range(num_labels)} if isinstance(num_labels, int) else {}
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class PretrainedConfig:
     """Fields every family shares. Subclasses set `model_type` and add their own fields."""
@@ -198,7 +202,7 @@ class PretrainedConfig:
             n = extra["num_labels"]
             if not isinstance(n, int) or isinstance(n, bool) or n < 1:
                 raise ConfigError(f"{cls.__name__}: key 'num_labels' has value {n!r}; expected a positive int")
-            known["id2label"] = {str(i): f"LABEL_{i}" for i in range(n)}
+            known["id2label"] = _labels_for(n)
         return cls(**known, extra=extra, source_keys=tuple(data))
 
     @classmethod
@@ -247,6 +251,8 @@ class PretrainedConfig:
             out["model_type"] = self.model_type
         for key, value in self.extra.items():
             out.setdefault(key, _thaw(value))
+        if "num_labels" in self.extra and values.get("id2label") == _labels_for(self.extra["num_labels"]):
+            values.pop("id2label")          # derived from num_labels on the way in
         for name, value in values.items():
             if not source or value != _thaw(defaults.get(name, object())):
                 out[inverse_map.get(name, name)] = value

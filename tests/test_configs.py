@@ -1,0 +1,75 @@
+"""Every registered family's config: importable without JAX, exact config.json round trip,
+defaults equal to `transformers`, errors that name key, value and expectation."""
+import dataclasses
+import json
+import subprocess
+import sys
+
+import pytest
+import transformers
+
+from core import registry
+from core.configuration import ConfigError
+
+MODEL_TYPES = sorted(registry.FAMILIES)
+
+
+def test_configs_and_registry_import_without_jax():
+    code = (
+        "import sys\n"
+        "for name in ('jax', 'jaxlib', 'flax', 'torch', 'tensorflow'):\n"
+        "    sys.modules[name] = None   # any import of them now raises ImportError\n"
+        "from core import registry\n"
+        "for fam in registry.FAMILIES.values():\n"
+        "    fam.config_class()()\n"
+        "print('ok', len(registry.FAMILIES))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=".")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("ok")
+
+
+@pytest.mark.parametrize("model_type", MODEL_TYPES)
+def test_transformers_config_round_trips_exactly(model_type, tmp_path):
+    reference = transformers.AutoConfig.for_model(model_type)
+    reference.save_pretrained(tmp_path)
+    written = json.loads((tmp_path / "config.json").read_text())
+    config = registry.family(model_type).config_class().from_dict(written)
+    assert config.to_dict() == written
+    assert list(config.to_dict()) == list(written)
+
+
+@pytest.mark.parametrize("model_type", MODEL_TYPES)
+def test_defaults_equal_transformers(model_type):
+    reference = transformers.AutoConfig.for_model(model_type).to_dict()
+    ours = registry.family(model_type).config_class()()
+    for field in dataclasses.fields(ours):
+        if field.name in ("extra", "source_keys", "architectures", "id2label", "label2id"):
+            continue
+        name = {v: k for k, v in ours.attribute_map.items()}.get(field.name, field.name)
+        if name in reference:
+            value = getattr(ours, field.name)
+            expected = reference[name]
+            if isinstance(expected, list):
+                expected = tuple(expected)
+            assert value == expected, f"{model_type}.{name}: ours {value!r}, transformers {expected!r}"
+
+
+@pytest.mark.parametrize("model_type", MODEL_TYPES)
+def test_wrong_types_name_the_key_value_and_expectation(model_type):
+    cls = registry.family(model_type).config_class()
+    int_field = next(f.name for f in dataclasses.fields(cls) if f.type in ("int", int))
+    with pytest.raises(ConfigError, match=f"{int_field}.*'seven'.*expected int"):
+        cls.from_dict({int_field: "seven"})
+    with pytest.raises(ConfigError, match="problem_type.*'regresion'"):
+        cls.from_dict({"problem_type": "regresion"})
+
+
+def test_unknown_keys_are_kept_and_num_labels_becomes_labels():
+    cls = registry.family("bert").config_class()
+    config = cls.from_dict({"model_type": "bert", "num_labels": 3, "my_key": [1, {"a": 2}]})
+    assert config.num_labels == 3 and config.label_names == ["LABEL_0", "LABEL_1", "LABEL_2"]
+    assert config.to_dict() == {"model_type": "bert", "num_labels": 3, "my_key": [1, {"a": 2}]}
+    assert hash(config) == hash(cls.from_dict(config.to_dict()))   # Flax hashes module fields
+    with pytest.raises(ConfigError, match="model_type.*'gpt2'"):
+        cls.from_dict({"model_type": "gpt2"})
