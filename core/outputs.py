@@ -80,5 +80,34 @@ class PreTrainingOutput(ModelOutput):
     attentions: Optional[tuple] = None
 
 
+# Decoder outputs: `cache` is the model's explicit KV cache after the call (None without one),
+# named as `transformers` v5 names it.
+@dataclasses.dataclass
+class BaseModelOutputWithPast(ModelOutput):
+    last_hidden_state: Any = None
+    cache: Optional[Any] = None
+    hidden_states: Optional[tuple] = None
+    attentions: Optional[tuple] = None
+
+
+@dataclasses.dataclass
+class CausalLMOutputWithPast(ModelOutput):
+    loss: Optional[Any] = None
+    logits: Any = None
+    cache: Optional[Any] = None
+    hidden_states: Optional[tuple] = None
+    attentions: Optional[tuple] = None
+
+
+@dataclasses.dataclass
+class SequenceClassifierOutputWithPast(ModelOutput):
+    loss: Optional[Any] = None
+    logits: Any = None
+    cache: Optional[Any] = None
+    hidden_states: Optional[tuple] = None
+    attentions: Optional[tuple] = None
+
+
 ALL_OUTPUTS = (BaseModelOutput, MaskedLMOutput, SequenceClassifierOutput, TokenClassifierOutput,
-               MultipleChoiceModelOutput, QuestionAnsweringModelOutput, PreTrainingOutput)
+               MultipleChoiceModelOutput, QuestionAnsweringModelOutput, PreTrainingOutput,
+               BaseModelOutputWithPast, CausalLMOutputWithPast, SequenceClassifierOutputWithPast)

@@ -50,8 +50,8 @@ def test_layer_norm_matches_torch(eps):
     x = rand(3, 5, 24) + 7.0      # an offset mean stresses one-pass variance formulas
     params, y = init_apply(P.LayerNorm(24, eps), jnp.asarray(x))
     p = params["params"]
-    expected = F.layer_norm(torch.from_numpy(x), (24,), torch.from_numpy(np.asarray(p["scale"])),
-                            torch.from_numpy(np.asarray(p["bias"])), eps)
+    expected = F.layer_norm(torch.from_numpy(x), (24,), torch.from_numpy(np.array(p["scale"])),
+                            torch.from_numpy(np.array(p["bias"])), eps)
     np.testing.assert_allclose(np.asarray(y), expected.numpy(), atol=2e-6)
 
 
