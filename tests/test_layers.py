@@ -60,7 +60,7 @@ def test_rms_norm_matches_llama_and_gemma_forms():
     x = rand(2, 4, 16)
     params, y = init_apply(P.RMSNorm(16, 1e-6), jnp.asarray(x))
     ref = LlamaRMSNorm(16, eps=1e-6)
-    ref.weight.data = torch.from_numpy(np.asarray(params["params"]["scale"]))
+    ref.weight.data = torch.from_numpy(np.array(params["params"]["scale"]))
     np.testing.assert_allclose(np.asarray(y), ref(torch.from_numpy(x)).detach().numpy(), atol=TOL)
     params, y = init_apply(P.RMSNorm(16, 1e-6, offset=1.0), jnp.asarray(x))
     scale = np.asarray(params["params"]["scale"])
