@@ -80,6 +80,17 @@ class PreTrainingOutput(ModelOutput):
     attentions: Optional[tuple] = None
 
 
+@dataclasses.dataclass
+class PreTrainingWithSOPOutput(ModelOutput):
+    """ALBERT pretraining: MLM logits plus sentence-order logits; `loss` is their summed
+    cross-entropy when both `labels` and `sentence_order_label` are given."""
+    loss: Optional[Any] = None
+    prediction_logits: Any = None
+    sop_logits: Any = None
+    hidden_states: Optional[tuple] = None
+    attentions: Optional[tuple] = None
+
+
 # Decoder outputs: `cache` is the model's explicit KV cache after the call (None without one),
 # named as `transformers` v5 names it.
 @dataclasses.dataclass
@@ -109,5 +120,5 @@ class SequenceClassifierOutputWithPast(ModelOutput):
 
 
 ALL_OUTPUTS = (BaseModelOutput, MaskedLMOutput, SequenceClassifierOutput, TokenClassifierOutput,
-               MultipleChoiceModelOutput, QuestionAnsweringModelOutput, PreTrainingOutput,
+               MultipleChoiceModelOutput, QuestionAnsweringModelOutput, PreTrainingOutput, PreTrainingWithSOPOutput,
                BaseModelOutputWithPast, CausalLMOutputWithPast, SequenceClassifierOutputWithPast)

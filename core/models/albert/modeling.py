@@ -13,11 +13,7 @@ Two things set ALBERT apart from BERT:
   (`P.Repeat` would give each layer params of its own). Every inner layer's output counts as a
   hidden state, every inner attention as an attention map (num_hidden_layers * inner_group_num).
 """
-import dataclasses
-from typing import Any, Optional
-
 import chex
-import jax
 import jax.numpy as jnp
 import flax.linen as nn
 
@@ -27,20 +23,6 @@ from core.layers import losses
 from core.layers import prims as P
 from core.models.albert.config import AlbertConfig
 from core.models.bert.modeling import default_inputs, flatten_choices
-
-
-@dataclasses.dataclass
-class PreTrainingWithSOPOutput(outputs.ModelOutput):
-    """`transformers.AlbertForPreTrainingOutput`: MLM logits plus sentence-order logits; `loss`
-    is their summed cross-entropy when both `labels` and `sentence_order_label` are given."""
-    loss: Optional[Any] = None
-    prediction_logits: Any = None
-    sop_logits: Any = None
-    hidden_states: Optional[tuple] = None
-    attentions: Optional[tuple] = None
-
-
-jax.tree_util.register_dataclass(PreTrainingWithSOPOutput)
 
 
 class AlbertEmbeddings(nn.Module):
@@ -273,7 +255,7 @@ class AlbertForPreTraining(nn.Module):
         if labels is not None and sentence_order_label is not None:
             loss = losses.cross_entropy(prediction_logits, labels) + losses.cross_entropy(sop_logits,
                                                                                           sentence_order_label)
-        return PreTrainingWithSOPOutput(loss=loss, prediction_logits=prediction_logits, sop_logits=sop_logits,
+        return outputs.PreTrainingWithSOPOutput(loss=loss, prediction_logits=prediction_logits, sop_logits=sop_logits,
                                         hidden_states=base.hidden_states, attentions=base.attentions)
 
 
