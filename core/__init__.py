@@ -14,6 +14,7 @@ _LAZY = {
     "AutoModelForQuestionAnswering": "core.auto",
     "AutoModelForMultipleChoice": "core.auto",
     "AutoModelForPreTraining": "core.auto",
+    "AutoModelForCausalLM": "core.auto",
     "AutoTokenizer": "core.tokenization",
     "PretrainedModel": "core.modeling",
 }

@@ -61,3 +61,8 @@ class AutoModelForMultipleChoice(_AutoModel):
 
 class AutoModelForPreTraining(_AutoModel):
     task = "pretraining"
+
+
+class AutoModelForCausalLM(_AutoModel):
+    """Decoder LMs; the model object has `.generate(...)` (core.generation.CausalLMModel)."""
+    task = "causal-lm"

@@ -8,6 +8,7 @@ Hugging Face folder, called like a `transformers` model.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
 import pathlib
 from typing import Any, Mapping, Optional
@@ -24,6 +25,13 @@ from core.configuration import ConfigError, PretrainedConfig
 
 _STATIC = ("deterministic", "output_attentions", "output_hidden_states")
 _ID_INPUTS = ("input_ids", "token_type_ids", "position_ids")
+# Tasks whose models are a subclass with more methods (causal-lm: `generate`).
+_TASK_MODELS = {"causal-lm": "core.generation.model:CausalLMModel"}
+
+
+def _task_model(task: str):
+    module, name = _TASK_MODELS[task].split(":")
+    return getattr(importlib.import_module(module), name)
 
 
 def read_config(folder) -> PretrainedConfig:
@@ -81,6 +89,9 @@ class PretrainedModel:
                     dtype=jnp.float32, param_dtype=jnp.float32, remat: bool = False,
                     module_kwargs: Optional[Mapping] = None) -> "PretrainedModel":
         """Randomly initialised weights (the family's initializer_range)."""
+        if cls is PretrainedModel and task in _TASK_MODELS:
+            return _task_model(task).from_config(config, task=task, seed=seed, dtype=dtype, param_dtype=param_dtype,
+                                                 remat=remat, module_kwargs=module_kwargs)
         module = cls.build_module(config, task, dtype, param_dtype, remat, module_kwargs)
         return cls(config, module, _init_params(module, task, seed), task)
 
@@ -98,6 +109,10 @@ class PretrainedModel:
         fine-tuning a classifier from a pretrained encoder), initialise the head from `seed`.
         Keys of another task's head in the checkpoint are dropped and listed in `load_report`.
         """
+        if cls is PretrainedModel and task in _TASK_MODELS:
+            return _task_model(task).from_pretrained(
+                folder, task=task, dtype=dtype, param_dtype=param_dtype, remat=remat, init_new_head=init_new_head,
+                seed=seed, module_kwargs=module_kwargs, **config_overrides)
         folder = pathlib.Path(folder)
         config = read_config(folder)
         if config_overrides:

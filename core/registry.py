@@ -11,7 +11,7 @@ import importlib
 from typing import Mapping
 
 TASKS = ("base", "masked-lm", "sequence-classification", "token-classification",
-         "question-answering", "multiple-choice", "pretraining")
+         "question-answering", "multiple-choice", "pretraining", "causal-lm")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,6 +65,18 @@ FAMILIES: dict[str, Family] = {
     "electra": _bert_like("electra", "electra", "electra", "Electra", "ElectraConfig",
                           extra={"pretraining": ("ElectraForPreTraining", "ElectraForPreTraining")}),
     "mpnet": _bert_like("mpnet", "mpnet", "mpnet", "MPNet", "MPNetConfig"),
+    "gpt2": Family("gpt2", "core.models.gpt2.config:GPT2Config", "core.models.gpt2.modeling",
+                   "core.models.gpt2.params", "transformer", {
+                       "base": ("GPT2Module", "GPT2Model"),
+                       "causal-lm": ("GPT2LMHeadModel", "GPT2LMHeadModel"),
+                       "sequence-classification": ("GPT2ForSequenceClassification", "GPT2ForSequenceClassification"),
+                   }),
+    "llama": Family("llama", "core.models.llama.config:LlamaConfig", "core.models.llama.modeling",
+                    "core.models.llama.params", "model", {
+                        "base": ("LlamaModule", "LlamaModel"),
+                        "causal-lm": ("LlamaForCausalLM", "LlamaForCausalLM"),
+                        "sequence-classification": ("LlamaForSequenceClassification", "LlamaForSequenceClassification"),
+                    }),
 }
 
 

@@ -20,6 +20,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 MODEL_TYPES = {
     "BERT": "bert", "RoBERTa": "roberta", "XLM-RoBERTa": "xlm-roberta", "CamemBERT": "camembert",
     "DistilBERT": "distilbert", "ELECTRA": "electra", "ALBERT": "albert", "MPNet": "mpnet",
+    "OpenAI GPT-2": "gpt2", "LLaMA": "llama",
 }
 
 

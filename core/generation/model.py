@@ -1,0 +1,185 @@
+"""`CausalLMModel`: a `PretrainedModel` for the causal-lm task, with `generate`.
+
+    model = AutoModelForCausalLM.from_pretrained(folder)
+    tokens = model.generate(input_ids, attention_mask=mask, max_new_tokens=32)            # greedy
+    tokens = model.generate(input_ids, do_sample=True, top_p=0.9, seed=0)               # sampling
+    tokens = model.generate(input_ids, num_beams=4, num_return_sequences=2)             # beam search
+
+`generate` takes `transformers`' argument names and returns what `transformers.generate`
+returns, as a numpy array: prompt + new tokens, rows padded with `pad_token_id` after their EOS.
+"""
+from __future__ import annotations
+
+import pathlib
+import secrets
+from typing import Mapping, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import logging
+
+from core.generation import search
+from core.generation.config import GenerationConfig
+from core.modeling import _STATIC, PretrainedModel
+
+
+class CausalLMModel(PretrainedModel):
+    """See the module docstring. `generation_config` holds the model's generation defaults
+    (`generation_config.json`, else the token ids of config.json)."""
+
+    def __init__(self, config, module, params: Mapping, task: str, load_report: Optional[dict] = None,
+                 generation_config: Optional[GenerationConfig] = None):
+        super().__init__(config, module, params, task, load_report)
+        self._apply = jax.jit(module.apply, static_argnames=_STATIC + ("logits_to_keep",))
+        self.generation_config = generation_config or GenerationConfig.from_model_config(config)
+
+    @classmethod
+    def from_pretrained(cls, folder, task: str = "causal-lm", **kwargs) -> "CausalLMModel":
+        model = super().from_pretrained(folder, task=task, **kwargs)
+        model.generation_config = GenerationConfig.from_pretrained(folder, model.config)
+        return model
+
+    @classmethod
+    def from_config(cls, config, task: str = "causal-lm", **kwargs) -> "CausalLMModel":
+        return super().from_config(config, task=task, **kwargs)
+
+    def save_pretrained(self, folder, max_shard_size: int | str = "5GB") -> pathlib.Path:
+        folder = super().save_pretrained(folder, max_shard_size=max_shard_size)
+        self.generation_config.save_pretrained(folder)
+        return folder
+
+    # -- calling ----------------------------------------------------------------------------------
+    def __call__(self, deterministic: bool = True, dropout_rng=None, output_attentions: bool = False,
+                 output_hidden_states: bool = False, params: Optional[Mapping] = None, cache=None,
+                 cache_index=0, logits_to_keep: int = 0, **inputs):
+        """As `PretrainedModel.__call__`, plus the explicit KV cache: `cache` (from `init_cache`)
+        and `cache_index` (positions already in it); the output's `cache` is the updated one.
+        With a cache, `attention_mask` covers all of its slots: (batch, max_length)."""
+        inputs = {k: v for k, v in inputs.items() if v is not None}
+        if "input_ids" not in inputs:
+            raise TypeError(f"{type(self.module).__name__} needs input_ids; got {sorted(inputs)}")
+        arrays = {k: self._check_input(k, v) for k, v in inputs.items()}
+        rngs = None
+        if not deterministic:
+            if dropout_rng is None:
+                raise ValueError("deterministic=False (training-mode dropout) needs dropout_rng=jax.random.key(...)")
+            rngs = {"dropout": dropout_rng}
+        return self._apply({"params": self.params if params is None else params}, **arrays, cache=cache,
+                           cache_index=cache_index, logits_to_keep=logits_to_keep, deterministic=deterministic,
+                           output_attentions=output_attentions, output_hidden_states=output_hidden_states,
+                           rngs=rngs)
+
+    def init_cache(self, batch_size: int, max_length: int):
+        """An empty KV cache for `batch_size` rows of up to `max_length` positions."""
+        return self.module.init_cache(batch_size, max_length)
+
+    # -- generation -------------------------------------------------------------------------------
+    def generate(self, input_ids, attention_mask=None, generation_config: Optional[GenerationConfig] = None,
+                 seed: Optional[int] = None, prng_key=None, **kwargs) -> np.ndarray:
+        """Generate continuations of `input_ids` (batch, length) — left-pad a batch of prompts of
+        different lengths and pass its `attention_mask`. Options are `transformers`' names
+        (max_new_tokens, max_length, min_new_tokens, min_length, do_sample, temperature, top_k,
+        top_p, min_p, repetition_penalty, num_beams, length_penalty, early_stopping,
+        num_return_sequences, eos_token_id, pad_token_id), over `generation_config`, over
+        `self.generation_config`. Sampling draws from `prng_key` (a jax key) or `seed`; with
+        neither, from a fresh random seed.
+
+        Returns int64 numpy (batch * num_return_sequences, prompt + generated): like
+        `transformers`, the output stops at the longest row, and rows that finished earlier are
+        padded with pad_token_id (beam search: transformers' fill value)."""
+        cfg = self.generation_config.merged(generation_config, **kwargs)
+        ids = np.asarray(input_ids)
+        if ids.ndim != 2 or not np.issubdtype(ids.dtype, np.integer):
+            raise ValueError(f"input_ids: expected integer ids of shape (batch, length), got {ids.dtype} {ids.shape}")
+        if ids.shape[1] == 0:
+            raise ValueError("input_ids: empty prompt (length 0); generation needs at least one token")
+        vocab = self.config.vocab_size
+        if ids.min() < 0 or ids.max() >= vocab:
+            raise ValueError(f"input_ids: values must lie in [0, {vocab}) (vocab_size); found {ids.min()}..{ids.max()}")
+        batch, prompt_len = ids.shape
+        eos = cfg.eos_token_ids
+        pad = cfg.pad_token_id
+        if pad is None and eos:
+            pad = eos[0]
+
+        if attention_mask is None:
+            mask = np.ones_like(ids)
+            # transformers infers the mask from pad tokens in the prompt unless pad is also an eos.
+            if pad is not None and (ids == pad).any() and pad not in eos:
+                mask = (ids != pad).astype(ids.dtype)
+        else:
+            mask = np.asarray(attention_mask)
+            if mask.shape != ids.shape:
+                raise ValueError(f"attention_mask: shape {mask.shape} differs from input_ids {ids.shape}")
+        mask = mask.astype(np.int32)
+        if batch > 1 and (mask[:, -1] == 0).any():
+            logging.warning("A decoder-only architecture is being used, but right-padding was detected! For correct "
+                            "generation results, please set `padding_side='left'` when initializing the tokenizer.")
+
+        max_length = self._max_length(cfg, prompt_len)
+        if prompt_len >= max_length:
+            raise ValueError(f"Input length of input_ids is {prompt_len}, but `max_length` is set to {max_length}. "
+                             "This can lead to unexpected behavior. You should consider increasing `max_length` or, "
+                             "better yet, setting `max_new_tokens`.")
+        limit = self.max_length
+        if limit is not None and max_length > limit:
+            raise ValueError(f"max_length {max_length} (prompt {prompt_len} + new tokens) exceeds the model's maximum "
+                             f"of {limit} positions; generate fewer tokens or shorten the prompt")
+        min_length = cfg.min_length
+        if cfg.min_new_tokens is not None:
+            min_length = cfg.min_new_tokens + prompt_len
+
+        expand = max(cfg.num_beams, cfg.num_return_sequences)
+        ids = np.repeat(ids, expand, axis=0).astype(np.int32)
+        mask = np.repeat(mask, expand, axis=0)
+        positions = np.where(mask == 0, 0, np.cumsum(mask, axis=-1) - 1).astype(np.int32)
+        # transformers' repetition penalty skips the left padding of each row.
+        prompt_ignore = np.argmax(mask != 0, axis=1).astype(np.int32)
+
+        if prng_key is None:
+            prng_key = jax.random.key(secrets.randbits(32) if seed is None else seed)
+        beam = cfg.num_beams > 1
+        min_length = int(min_length or 0)
+        knobs = search.Knobs(
+            temperature=jnp.float32(cfg.temperature), top_p=jnp.float32(cfg.top_p),
+            min_p=jnp.float32(cfg.min_p if cfg.min_p is not None else 0.0),
+            repetition_penalty=jnp.float32(cfg.repetition_penalty), min_length=jnp.int32(min_length),
+            pad_token_id=jnp.int32(0 if pad is None else pad),
+            # transformers: `pad_token_id or eos_token_id[0] if eos_token_id is not None else -1`
+            beam_fill=jnp.int32((pad if pad else eos[0]) if eos else -1),
+            eos_token_ids=jnp.asarray(eos, jnp.int32))
+        plan = search.Plan(
+            max_length=max_length, n_eos=len(eos), do_sample=bool(cfg.do_sample),
+            top_k=int(cfg.top_k or 0) if cfg.do_sample else 0,
+            use_temperature=bool(cfg.do_sample) and cfg.temperature != 1.0,
+            use_top_p=bool(cfg.do_sample) and cfg.top_p < 1.0,
+            use_min_p=bool(cfg.do_sample) and cfg.min_p is not None,
+            use_repetition_penalty=cfg.repetition_penalty != 1.0, use_min_length=min_length > 0,
+            min_tokens_to_keep=((len(eos) + 1 if eos else 2) if beam else 1), num_beams=cfg.num_beams,
+            num_return_sequences=cfg.num_return_sequences, early_stopping=cfg.early_stopping,
+            length_penalty_positive=cfg.length_penalty > 0.0)
+        args = (jnp.asarray(ids), jnp.asarray(mask), jnp.asarray(positions), jnp.asarray(prompt_ignore), prng_key,
+                knobs)
+        if not beam:
+            sequences, length = search.decode(self.module, plan, self.params, *args)
+            return np.asarray(sequences, np.int64)[:, :int(length)]
+        # g ** length_penalty in double precision, as transformers' Python arithmetic computes it.
+        table = np.array([float(g) ** cfg.length_penalty if g else 1.0 for g in range(max_length - prompt_len + 2)],
+                         np.float32)
+        sequences, _, generated = search.beam_search(self.module, plan, self.params, *args, jnp.asarray(table))
+        sequences = np.asarray(sequences, np.int64)[:, :cfg.num_return_sequences]
+        generated = np.asarray(generated)[:, :cfg.num_return_sequences]
+        sequences = sequences.reshape(batch * cfg.num_return_sequences, max_length)
+        return sequences[:, :prompt_len + int(generated.max())]
+
+    def _max_length(self, cfg: GenerationConfig, prompt_len: int) -> int:
+        """transformers' _prepare_generated_length: max_new_tokens wins; a default max_length
+        (20) counts new tokens and is capped at max_position_embeddings."""
+        if cfg.max_new_tokens is not None:
+            return cfg.max_new_tokens + prompt_len
+        if cfg.extra.get("_has_default_max_length"):
+            length = cfg.max_length + prompt_len
+            limit = getattr(self.config, "max_position_embeddings", None)
+            return min(length, limit) if limit is not None else length
+        return cfg.max_length

@@ -1,0 +1,74 @@
+"""Logits processors and warpers as pure functions of (scores, ...), with `transformers`' semantics.
+
+Each mirrors the `transformers.generation.logits_process` class named in its docstring; they run
+inside the jitted decode loop, so every shape is static (the sequences are the full
+(rows, max_length) buffer and `cur_len` says how much of it is filled).
+"""
+import jax
+import jax.numpy as jnp
+
+NEG_INF = -jnp.inf
+
+
+def repetition_penalty(scores, sequences, cur_len, prompt_ignore, penalty):
+    """RepetitionPenaltyLogitsProcessor: every token present in `sequences[:, :cur_len]` (except
+    the left padding, positions < `prompt_ignore` per row) gets its score divided by `penalty`
+    if positive, multiplied if negative."""
+    rows, length = sequences.shape
+    vocab = scores.shape[-1]
+    position = jnp.arange(length)[None, :]
+    counted = (position < cur_len) & (position >= prompt_ignore[:, None])
+    tokens = jnp.where(counted, jnp.clip(sequences, 0, vocab), vocab)
+    present = jnp.zeros((rows, vocab + 1), bool).at[jnp.arange(rows)[:, None], tokens].set(True)[:, :vocab]
+    penalised = jnp.where(scores < 0, scores * penalty, scores / penalty)
+    return jnp.where(present, penalised, scores)
+
+
+def eos_mask(vocab: int, eos_token_ids):
+    return jnp.isin(jnp.arange(vocab), jnp.asarray(eos_token_ids, jnp.int32))
+
+
+def min_length(scores, cur_len, min_len, eos_token_ids):
+    """MinLengthLogitsProcessor / MinNewTokensLengthLogitsProcessor: EOS (any of the ids
+    `eos_token_ids`) is impossible while the sequence (prompt included) is shorter than `min_len`."""
+    banned = eos_mask(scores.shape[-1], eos_token_ids)[None, :] & (cur_len < min_len)
+    return jnp.where(banned, NEG_INF, scores)
+
+
+def temperature(scores, value):
+    """TemperatureLogitsWarper."""
+    return scores / value
+
+
+def top_k(scores, k: int, min_tokens_to_keep: int = 1):
+    """TopKLogitsWarper: keep scores >= the k-th largest (ties kept)."""
+    k = min(max(k, min_tokens_to_keep), scores.shape[-1])
+    threshold = jax.lax.top_k(scores, k)[0][..., -1:]
+    return jnp.where(scores < threshold, NEG_INF, scores)
+
+
+def top_p(scores, p, min_tokens_to_keep: int = 1):
+    """TopPLogitsWarper: drop the least likely tokens whose cumulative probability (ascending)
+    stays <= 1 - p, always keeping the `min_tokens_to_keep` most likely."""
+    order = jnp.argsort(scores, axis=-1)
+    sorted_scores = jnp.take_along_axis(scores, order, axis=-1)
+    cumulative = jnp.cumsum(jax.nn.softmax(sorted_scores, axis=-1), axis=-1)
+    remove_sorted = cumulative <= (1 - p)
+    vocab = scores.shape[-1]
+    remove_sorted = remove_sorted & (jnp.arange(vocab) < vocab - min_tokens_to_keep)[None, :]
+    inverse = jnp.argsort(order, axis=-1)
+    remove = jnp.take_along_axis(remove_sorted, inverse, axis=-1)
+    return jnp.where(remove, NEG_INF, scores)
+
+
+def min_p(scores, p, min_tokens_to_keep: int = 1):
+    """MinPLogitsWarper: drop tokens less likely than p × the top probability, keeping at
+    least `min_tokens_to_keep`."""
+    probs = jax.nn.softmax(scores, axis=-1)
+    remove = probs < p * jnp.max(probs, axis=-1, keepdims=True)
+    k = min(min_tokens_to_keep, scores.shape[-1])
+    kth = jax.lax.top_k(probs, k)[0][..., -1:]
+    # transformers un-removes exactly the top-k indices; with distinct probabilities that is
+    # "probability >= the k-th largest".
+    remove = remove & (probs < kth)
+    return jnp.where(remove, NEG_INF, scores)
