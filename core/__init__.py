@@ -17,6 +17,7 @@ _LAZY = {
     "AutoModelForCausalLM": "core.auto",
     "AutoTokenizer": "core.tokenization",
     "PretrainedModel": "core.modeling",
+    "pipeline": "core.pipelines",
 }
 
 __all__ = sorted(_LAZY)

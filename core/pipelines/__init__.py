@@ -1,0 +1,68 @@
+"""Text pipelines on the encoder models, called and answering like `transformers.pipeline`.
+
+    from core import pipeline
+    fill = pipeline("fill-mask", model="path/to/folder", batch_size=8)
+    fill("Paris is the [MASK] of France.", top_k=3)
+    fill.compile_count          # how many padded shapes the jitted forward was compiled for
+
+Tasks: feature-extraction, fill-mask, text-classification (alias sentiment-analysis),
+token-classification (alias ner), question-answering (transformers v4 semantics; v5 removed it),
+zero-shot-classification. Output formats (keys, order, score semantics and types) are
+transformers'. Batches are padded to a small set of shapes (see `core.pipelines.base`).
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import jax.numpy as jnp
+
+from .base import Pipeline, PipelineError, load_model, load_tokenizer
+from .feature_extraction import FeatureExtractionPipeline
+from .fill_mask import FillMaskPipeline
+from .question_answering import QuestionAnsweringPipeline
+from .text_classification import TextClassificationPipeline
+from .token_classification import TokenClassificationPipeline
+from .zero_shot_classification import ZeroShotClassificationPipeline
+
+PIPELINES: dict[str, type[Pipeline]] = {
+    "feature-extraction": FeatureExtractionPipeline,
+    "fill-mask": FillMaskPipeline,
+    "text-classification": TextClassificationPipeline,
+    "token-classification": TokenClassificationPipeline,
+    "question-answering": QuestionAnsweringPipeline,
+    "zero-shot-classification": ZeroShotClassificationPipeline,
+}
+ALIASES = {"sentiment-analysis": "text-classification", "ner": "token-classification"}
+
+
+def pipeline(task: str, model=None, tokenizer=None, batch_size: int = 1, dtype=jnp.float32,
+             min_length_bucket: int = 8, model_kwargs: Optional[dict] = None) -> Pipeline:
+    """A pipeline for `task` over a local Hugging Face folder (or a loaded Rosetta model plus tokenizer).
+
+    model: a folder path, or a `PretrainedModel` loaded with the task's head.
+    tokenizer: a folder or a Rosetta tokenizer; default: the model's folder.
+    batch_size: texts (or windows, or premise/hypothesis pairs) per forward pass; overridable per call.
+    min_length_bucket: the smallest padded length (lengths are padded to powers of two from here up
+    to the model's maximum positions).
+    model_kwargs: passed to `PretrainedModel.from_pretrained`.
+    """
+    if not isinstance(task, str):
+        raise TypeError(f"task must be a string, one of {sorted(PIPELINES)}, got {task!r}")
+    name = ALIASES.get(task, task)
+    if name not in PIPELINES:
+        raise KeyError(f"Unknown task {task!r}; Rosetta's pipelines: {', '.join(sorted([*PIPELINES, *ALIASES]))}")
+    if model is None:
+        raise PipelineError(f"{name}: pass model=<folder>; Rosetta has no default checkpoints and does not "
+                            "download from the Hub")
+    cls = PIPELINES[name]
+    loaded = load_model(name, cls.head, model, dtype=dtype, model_kwargs=model_kwargs,
+                        optional_pooler=cls.head == "base")
+    tok = load_tokenizer(name, tokenizer, model)
+    return cls(loaded, tok, batch_size=batch_size, min_length_bucket=min_length_bucket)
+
+
+__all__ = [
+    "ALIASES", "PIPELINES", "FeatureExtractionPipeline", "FillMaskPipeline", "Pipeline", "PipelineError",
+    "QuestionAnsweringPipeline", "TextClassificationPipeline", "TokenClassificationPipeline",
+    "ZeroShotClassificationPipeline", "pipeline",
+]
