@@ -1,0 +1,294 @@
+"""`Module`, the base class of every generated torch module: a `torch.nn.Module` that
+
+- lists its parameters in the Flax layout (`flax_leaves`, `flax_shapes`, `export_flax`,
+  `load_flax`, `flax_grads`): paths and shapes exactly as the canonical Flax module's param
+  tree, so the numpy-only key maps in `core/` load and save Hugging Face folders for it;
+- loads and saves Hugging Face folders (`from_pretrained`, `from_config`, `save_pretrained`),
+  strictly: one `KeyMapError` lists every missing / unexpected / mis-shaped tensor;
+- runs its creation ops (`ops.zeros`, `ops.arange`, ...) on its parameters' device.
+
+Primitive twins map their own weights (`flax_params`: Flax name → (torch attribute,
+transposed)); `P.Repeat` shows its layers as one stacked leaf per parameter (`flax_stack_name`).
+Everything else is structural: a submodule attribute `x` is the Flax scope `x/`, a list
+attribute `xs` (`nn.ModuleList`) gives `xs_0/`, `xs_1/`, ..., a raw parameter is a leaf.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import importlib
+from typing import Mapping, Optional
+
+import ml_dtypes
+import numpy as np
+import torch
+from torch import nn
+
+from core import outputs, registry
+from core.checkpoint import keymap as km
+from core.checkpoint import loading
+from core.configuration import PretrainedConfig
+
+_PORT = __name__.rsplit(".runtime", 1)[0]          # "ports.torch"
+
+# Model outputs are pytrees for torch.export / torch.compile, as for jit in JAX.
+for _cls in outputs.ALL_OUTPUTS:
+    torch.export.register_dataclass(_cls, serialized_type_name=f"{_cls.__module__}.{_cls.__qualname__}")
+
+
+# -- numpy <-> torch (bfloat16 through ml_dtypes, which numpy lacks) -----------------------------
+
+def to_numpy(t: torch.Tensor) -> np.ndarray:
+    """A host numpy copy of `t` (never sharing memory with a parameter)."""
+    t = t.detach().to("cpu")
+    if t.dtype == torch.bfloat16:
+        return t.contiguous().view(torch.int16).numpy().view(ml_dtypes.bfloat16).copy()
+    return np.array(t.numpy(), copy=True)
+
+
+def from_numpy(a: np.ndarray) -> torch.Tensor:
+    """A tensor sharing `a`'s memory where possible."""
+    a = np.asarray(a)
+    if a.dtype == ml_dtypes.bfloat16:
+        return torch.from_numpy(np.ascontiguousarray(a).view(np.int16)).view(torch.bfloat16)
+    if not a.flags.writeable:
+        a = a.copy()
+    return torch.from_numpy(a)
+
+
+def numpy_dtype(dtype: torch.dtype) -> np.dtype:
+    if dtype == torch.bfloat16:
+        return np.dtype(ml_dtypes.bfloat16)
+    return torch.empty((), dtype=dtype).numpy().dtype
+
+
+# -- the Flax-layout view -------------------------------------------------------------------------
+
+class Leaf:
+    """One Flax leaf backed by one torch parameter (transposed for Dense kernels)."""
+
+    def __init__(self, owner: nn.Module, attr: str, transposed: bool):
+        self.owner, self.attr, self.transposed = owner, attr, transposed
+
+    @property
+    def param(self) -> nn.Parameter:
+        return self.owner._parameters[self.attr]
+
+    @property
+    def shape(self) -> tuple:
+        shape = tuple(self.param.shape)
+        return shape[::-1] if self.transposed else shape
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.param.dtype
+
+    def get(self) -> torch.Tensor:
+        value = self.param.detach()
+        return value.T if self.transposed else value
+
+    def grad(self) -> Optional[torch.Tensor]:
+        g = self.param.grad
+        return None if g is None else (g.T if self.transposed else g)
+
+    def set(self, value: torch.Tensor, assign: bool = False) -> None:
+        """Copy `value` (Flax layout) in; `assign` makes it the parameter's storage instead
+        (used when the module was built on the meta device: no second copy of the weights)."""
+        value = value.T if self.transposed else value
+        old = self.param
+        if assign:
+            self.owner._parameters[self.attr] = nn.Parameter(value.to(old.dtype).contiguous(),
+                                                             requires_grad=old.requires_grad)
+        else:
+            with torch.no_grad():
+                old.copy_(value)
+
+
+class StackedLeaf:
+    """The same leaf of every layer of a `P.Repeat`, seen as one (layers, ...) array."""
+
+    def __init__(self, leaves: list):
+        self.leaves = leaves
+
+    @property
+    def shape(self) -> tuple:
+        return (len(self.leaves),) + self.leaves[0].shape
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.leaves[0].dtype
+
+    def get(self) -> torch.Tensor:
+        return torch.stack([leaf.get() for leaf in self.leaves])
+
+    def grad(self) -> Optional[torch.Tensor]:
+        grads = [leaf.grad() for leaf in self.leaves]
+        return None if any(g is None for g in grads) else torch.stack(grads)
+
+    def set(self, value: torch.Tensor, assign: bool = False) -> None:
+        for i, leaf in enumerate(self.leaves):
+            leaf.set(value[i], assign)
+
+
+def flax_leaves(module: nn.Module, prefix: str = "") -> dict:
+    """{flax path: Leaf | StackedLeaf} for `module` and everything below it."""
+    out: dict = {}
+    _collect(module, prefix, out)
+    return out
+
+
+def _collect(module: nn.Module, prefix: str, out: dict) -> None:
+    own = getattr(module, "flax_params", None)
+    if own is not None:                                   # a primitive twin
+        for name, (attr, transposed) in own().items():
+            out[prefix + name] = Leaf(module, attr, transposed)
+        return
+    stack_name = getattr(module, "flax_stack_name", None)
+    if stack_name is not None:                            # P.Repeat: layers stacked on axis 0
+        layers = [flax_leaves(block) for block in module]
+        for path in layers[0]:
+            out[f"{prefix}{stack_name}/{path}"] = StackedLeaf([layer[path] for layer in layers])
+        return
+    for name, param in module._parameters.items():        # raw `self.param(...)`
+        if param is not None:
+            out[prefix + name] = Leaf(module, name, False)
+    for name, child in module._modules.items():
+        if child is None:
+            continue
+        if isinstance(child, nn.ModuleList) and getattr(child, "flax_stack_name", None) is None:
+            for i, item in enumerate(child):               # Flax names list items `name_0`, ...
+                _collect(item, f"{prefix}{name}_{i}/", out)
+        else:
+            _collect(child, f"{prefix}{name}/", out)
+
+
+@dataclasses.dataclass(frozen=True)
+class LeafSpec:
+    """Shape and numpy dtype of a leaf: what `core.checkpoint` plans a load against."""
+    shape: tuple
+    dtype: np.dtype
+
+
+def _param_device(module: nn.Module) -> Optional[torch.device]:
+    for param in module.parameters():
+        return param.device
+    return None
+
+
+# -- the base class -------------------------------------------------------------------------------
+
+class Module(nn.Module):
+    """`torch.nn.Module` plus the Flax-layout view and Hugging Face I/O (see the module doc)."""
+
+    def __call__(self, *args, **kwargs):
+        # Canonical code creates arrays without naming a device (`ops.zeros`, `ops.arange`):
+        # while this module runs, torch's default device is its parameters' device.
+        device = _param_device(self)
+        if device is None or device.type == "cpu" or torch.get_default_device() == device:
+            return super().__call__(*args, **kwargs)
+        with device:
+            return super().__call__(*args, **kwargs)
+
+    # -- the Flax view ----------------------------------------------------------------------------
+    def flax_leaves(self) -> dict:
+        return flax_leaves(self)
+
+    def flax_shapes(self) -> dict[str, tuple]:
+        """{flax path: shape}: the canonical module's param tree, flattened with '/'."""
+        return {path: leaf.shape for path, leaf in self.flax_leaves().items()}
+
+    def export_flax(self) -> dict[str, np.ndarray]:
+        """{flax path: numpy array} in the Flax layout (host copies)."""
+        return {path: to_numpy(leaf.get()) for path, leaf in self.flax_leaves().items()}
+
+    def flax_grads(self) -> dict[str, Optional[np.ndarray]]:
+        """Gradients after `backward()`, in the Flax layout (None where a leaf has none)."""
+        return {path: None if leaf.grad() is None else to_numpy(leaf.grad())
+                for path, leaf in self.flax_leaves().items()}
+
+    def load_flax(self, flat: Mapping[str, object], missing_ok=(), assign: bool = False,
+                  source: str = "Flax params", consume: bool = False) -> None:
+        """Load a flat {flax path: array} (numpy or torch, Flax layout). Strict: every leaf
+        must be given (except those in `missing_ok`) with its shape, and nothing else; one
+        `KeyMapError` lists every problem and nothing is loaded. `consume` empties `flat` leaf
+        by leaf, so a loaded buffer is freed as soon as its parameter holds the data."""
+        leaves = self.flax_leaves()
+        missing = [p for p in leaves if p not in flat and p not in set(missing_ok)]
+        unexpected = [p for p in flat if p not in leaves]
+        misshaped = [f"{p}: given {tuple(np.shape(flat[p]))}, the module has {leaves[p].shape}"
+                     for p in flat if p in leaves and tuple(np.shape(flat[p])) != leaves[p].shape]
+        if missing or unexpected or misshaped:
+            lines = [f"{source}: do not match {type(self).__name__}; nothing was loaded."]
+            for title, items in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", misshaped)):
+                if items:
+                    lines.append(f"  {title}: {len(items)}")
+                    lines.extend(f"    {item}" for item in items)
+            raise km.KeyMapError("\n".join(lines))
+        for path in list(flat):
+            value = flat.pop(path) if consume else flat[path]
+            tensor = value if isinstance(value, torch.Tensor) else from_numpy(value)
+            leaves[path].set(tensor, assign=assign)
+            del value, tensor
+
+    # -- Hugging Face folders -----------------------------------------------------------------------
+    @classmethod
+    def head_task(cls, config: PretrainedConfig) -> str:
+        """The registry task whose head (for `config.model_type`) is this class."""
+        family = registry.family(config.model_type)
+        module = port_module(family)
+        for task, (name, _) in family.heads.items():
+            if getattr(module, name, None) is cls:
+                return task
+        raise TypeError(f"{cls.__name__} is not a registered head of model_type {config.model_type!r}; "
+                        f"its heads are {', '.join(name for name, _ in family.heads.values())}")
+
+    @classmethod
+    def from_config(cls, config: PretrainedConfig, seed: int = 0, dtype=torch.float32,
+                    param_dtype=torch.float32, remat: bool = False, module_kwargs: Optional[Mapping] = None):
+        """Randomly initialised weights (the family's initializer_range), in eval mode."""
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = cls(config=config, dtype=dtype, param_dtype=param_dtype, remat=remat,
+                        **dict(module_kwargs or {}))
+        return model.eval()
+
+    @classmethod
+    def from_pretrained(cls, folder, dtype=torch.float32, param_dtype=torch.float32, remat: bool = False,
+                        init_new_head: bool = False, seed: int = 0, module_kwargs: Optional[Mapping] = None,
+                        **config_overrides):
+        """Load a Hugging Face folder (config.json + safetensors, sharded or not), as
+        `core.PretrainedModel.from_pretrained` does (same options, same strict errors), into
+        this class. Returns the module in eval mode with `.config` and `.load_report`."""
+        config = loading.read_config(folder)
+        if config_overrides:
+            config = config.replace(**config_overrides)
+        family = registry.family(config.model_type)
+        task = cls.head_task(config)
+        kwargs = dict(config=config, dtype=dtype, param_dtype=param_dtype, remat=remat, **dict(module_kwargs or {}))
+        # Without a new head every weight comes from the folder: build on the meta device (no
+        # random init, no second copy) and adopt the loaded buffers as the parameters.
+        build_on_meta = not init_new_head
+        with torch.random.fork_rng(devices=[]), (torch.device("meta") if build_on_meta else contextlib.nullcontext()):
+            torch.manual_seed(seed)
+            model = cls(**kwargs)
+        abstract = {p: LeafSpec(s, numpy_dtype(param_dtype)) for p, s in model.flax_shapes().items()}
+        loaded = loading.load_folder(folder, family, config, task, abstract, init_new_head, put=from_numpy)
+        model.load_flax(loaded.flat, missing_ok=loaded.new_head, assign=build_on_meta, source=str(folder),
+                        consume=True)
+        unloaded = [name for name, param in model.named_parameters() if param.is_meta]
+        if unloaded:
+            raise RuntimeError(f"{cls.__name__}: parameters outside the Flax view were not loaded: {unloaded}")
+        model.load_report = {"dropped": loaded.dropped, "initialised": loaded.new_head}
+        return model.eval()
+
+    def save_pretrained(self, folder, max_shard_size: int | str = "5GB"):
+        """Write config.json and safetensors that `transformers` (and the JAX model) load."""
+        config = self.config
+        family = registry.family(config.model_type)
+        return loading.save_folder(folder, family, config, type(self).head_task(config), self.export_flax(),
+                                   max_shard_size)
+
+
+def port_module(family: registry.Family):
+    """The generated module of `family` in this port (`ports.torch.models.<package>`)."""
+    return importlib.import_module(f"{_PORT}.models.{family.modeling.split('.')[2]}")
