@@ -7,11 +7,9 @@ Hugging Face folder, called like a `transformers` model.
 """
 from __future__ import annotations
 
-import dataclasses
 import importlib
-import json
 import pathlib
-from typing import Any, Mapping, Optional
+from typing import Mapping, Optional
 
 import jax
 import jax.numpy as jnp
@@ -19,9 +17,9 @@ import numpy as np
 from absl import logging
 
 from core import registry
-from core.checkpoint import io as ckpt_io
 from core.checkpoint import keymap as km
-from core.configuration import ConfigError, PretrainedConfig
+from core.checkpoint.loading import load_folder, read_config, save_folder
+from core.configuration import PretrainedConfig
 
 _STATIC = ("deterministic", "output_attentions", "output_hidden_states")
 _ID_INPUTS = ("input_ids", "token_type_ids", "position_ids")
@@ -32,20 +30,6 @@ _TASK_MODELS = {"causal-lm": "core.generation.model:CausalLMModel"}
 def _task_model(task: str):
     module, name = _TASK_MODELS[task].split(":")
     return getattr(importlib.import_module(module), name)
-
-
-def read_config(folder) -> PretrainedConfig:
-    """The typed config of a Hugging Face folder, by its `model_type`."""
-    path = pathlib.Path(folder) / "config.json"
-    if not path.is_file():
-        raise ConfigError(f"{path}: not found; a Hugging Face model folder needs a config.json")
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise ConfigError(f"{path}: not valid JSON ({e})") from None
-    if not isinstance(data, dict) or "model_type" not in data:
-        raise ConfigError(f"{path}: has no 'model_type' key; cannot tell which model family it is")
-    return registry.family(data["model_type"]).config_class().from_dict(data)
 
 
 def _abstract_params(module, task: str) -> dict:
@@ -119,45 +103,16 @@ class PretrainedModel:
             config = config.replace(**config_overrides)
         family = registry.family(config.model_type)
         module = cls.build_module(config, task, dtype, param_dtype, remat, module_kwargs)
-        abstract = _abstract_params(module, task)
-        keymap = family.key_map(config, task)
-        with ckpt_io.open_checkpoint(folder) as source:
-            shapes = {k: source.shape(k) for k in source.keys()}
-            renamed, dropped = _align_prefix(shapes, family.base_prefix, task)
-            if task != "base":
-                # Tensors of another task's head (e.g. MLM weights when fine-tuning a classifier).
-                for old, new in list(renamed.items()):
-                    hit = keymap.to_flax(new)
-                    if (not new.startswith(family.base_prefix + ".") and not keymap.ignored(new)
-                            and (hit is None or hit[0] not in abstract)):
-                        dropped.append(old)
-                        del renamed[old]
-            head_paths = [p for p in abstract if task != "base" and not p.startswith(family.base_prefix + "/")]
-            head_present = any(keymap.to_flax(k) is not None and keymap.to_flax(k)[0] in head_paths
-                               for k in renamed.values())
-            new_head = init_new_head and head_paths and not head_present
-            shaped = {new: shapes[old] for old, new in renamed.items()}
-            try:
-                plan = km.plan_load(keymap, shaped, abstract, str(folder),
-                                    optional_missing=(lambda p: p in head_paths) if new_head else (lambda p: False))
-            except km.KeyMapError as e:
-                hint = ""
-                missing_head = [p for p in head_paths if p in str(e)]
-                if missing_head and not init_new_head:
-                    hint = ("\n  hint: the checkpoint has no weights for this task's head; pass "
-                            "init_new_head=True to initialise it for fine-tuning")
-                raise km.KeyMapError(str(e) + hint) from None
-            original = {new: old for old, new in renamed.items()}
-            flat = km.load_tensors(plan, lambda k: source.get(original[k]),
-                                   {p: jax.ShapeDtypeStruct(a.shape, param_dtype) for p, a in abstract.items()},
-                                   put=lambda host: jax.device_put(host, may_alias=True))  # zero-copy on CPU
-        report = {"dropped": dropped + plan.ignored, "initialised": []}
-        if new_head:
+        abstract = {p: jax.ShapeDtypeStruct(a.shape, param_dtype) for p, a in _abstract_params(module, task).items()}
+        loaded = load_folder(folder, family, config, task, abstract, init_new_head,
+                             put=lambda host: jax.device_put(host, may_alias=True))  # zero-copy on CPU
+        flat = loaded.flat
+        report = {"dropped": loaded.dropped, "initialised": loaded.new_head}
+        if loaded.new_head:
             fresh = km.flatten(_init_params(module, task, seed))
-            for path in head_paths:
+            for path in loaded.new_head:
                 flat[path] = fresh[path]
-            report["initialised"] = head_paths
-            logging.info("%s: initialised new %s head params: %s", folder, task, head_paths)
+            logging.info("%s: initialised new %s head params: %s", folder, task, loaded.new_head)
         if report["dropped"]:
             logging.info("%s: checkpoint tensors not used by %s: %s", folder, task, report["dropped"])
         return cls(config, module, km.unflatten(flat), task, report)
@@ -218,12 +173,8 @@ class PretrainedModel:
     # -- saving -------------------------------------------------------------------------------------
     def save_pretrained(self, folder, max_shard_size: int | str = "5GB") -> pathlib.Path:
         """Write config.json and safetensors in the Hugging Face layout `transformers` loads."""
-        folder = pathlib.Path(folder)
-        keymap = self.family.key_map(self.config, self.task)
         flat = {p: np.asarray(jax.device_get(v)) for p, v in km.flatten(self.params).items()}
-        ckpt_io.write_checkpoint(folder, km.export_tensors(keymap, flat), max_shard_size=max_shard_size)
-        self.config.replace(architectures=(self.family.heads[self.task][1],)).save_pretrained(folder)
-        return folder
+        return save_folder(folder, self.family, self.config, self.task, flat, max_shard_size)
 
     def num_params(self) -> int:
         return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(self.params))
@@ -231,23 +182,3 @@ class PretrainedModel:
     def __repr__(self):
         return (f"{type(self).__name__}({self.config.model_type}, task={self.task!r}, "
                 f"params={self.num_params():,})")
-
-
-def _align_prefix(shapes: Mapping[str, tuple], prefix: str, task: str) -> tuple[dict, list]:
-    """Match checkpoint names to the model's nesting, as `transformers` does: a base model
-    loads from a task checkpoint (the backbone prefix is stripped, head tensors dropped) and a
-    task model loads from a base checkpoint (the prefix is added)."""
-    dotted = prefix + "."
-    has_prefix = any(k.startswith(dotted) for k in shapes)
-    renamed, dropped = {}, []
-    for key in shapes:
-        if task == "base" and has_prefix:
-            if key.startswith(dotted):
-                renamed[key] = key[len(dotted):]
-            else:
-                dropped.append(key)
-        elif task != "base" and not has_prefix:
-            renamed[key] = dotted + key
-        else:
-            renamed[key] = key
-    return renamed, dropped
