@@ -12,12 +12,11 @@ Conventions every twin follows:
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Optional
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from core import outputs as _outputs
 
@@ -162,7 +161,7 @@ _ACTIVATIONS: dict[str, Callable[[Array], Array]] = {
     "gelu_new": _gelu_tanh,
     "gelu_fast": lambda x: 0.5 * x * (1.0 + jnp.tanh(x * 0.7978845608 * (1.0 + 0.044715 * x * x))),
     "gelu_pytorch_tanh": lambda x: jax.nn.gelu(x, approximate=True),
-    "gelu_accurate": lambda x: 0.5 * x * (1 + jnp.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * jnp.power(x, 3)))),
+    "gelu_accurate": _gelu_tanh,                                 # the same formula under another name
     "gelu_10": lambda x: jnp.clip(jax.nn.gelu(x, approximate=False), -10.0, 10.0),
     "quick_gelu": lambda x: x * jax.nn.sigmoid(1.702 * x),
     "relu": jax.nn.relu,
@@ -283,8 +282,3 @@ class Repeat(nn.Module):
         )
         kwargs = dict(self.block_kwargs or {})
         return scanned(**kwargs, name="block")(carry, *args)
-
-
-def stack_layers(trees: Sequence[Any]) -> Any:
-    """Stack per-layer param trees along a new axis 0 (the layout `Repeat` uses)."""
-    return jax.tree.map(lambda *xs: np.stack(xs), *trees)
