@@ -103,6 +103,12 @@ def layer_norm(hf: str, flax: str, bias: bool = True) -> list[Rule]:
     return rules
 
 
+def conv1d(hf: str, flax: str) -> list[Rule]:
+    """A `transformers` Conv1D `hf` (GPT-2 style; weight stored (in, out), already a Flax kernel)
+    ⇄ a `P.Dense` at `flax`: no transpose."""
+    return [Rule(f"{hf}.weight", f"{flax}/kernel", IDENTITY), Rule(f"{hf}.bias", f"{flax}/bias")]
+
+
 def embedding(hf: str, flax: str) -> list[Rule]:
     return [Rule(f"{hf}.weight", f"{flax}/embedding")]
 

@@ -4,15 +4,10 @@
 Flax kernel layout already — so those rules do not transpose (`conv1d`). The LM head is a
 torch `Linear` (out, in) and does (`dense`).
 """
-from core.checkpoint.keymap import IDENTITY, KeyMap, Rule, dense, embedding, layer_norm, prefixed
+from core.checkpoint.keymap import KeyMap, Rule, conv1d, dense, embedding, layer_norm, prefixed
 from core.models.gpt2.config import GPT2Config
 
 BASE_PREFIX = "transformer"
-
-
-def conv1d(hf: str, flax: str) -> list[Rule]:
-    """A `transformers` Conv1D `hf` (weight (in, out), as a Flax kernel) ⇄ a `P.Dense` at `flax`."""
-    return [Rule(f"{hf}.weight", f"{flax}/kernel", IDENTITY), Rule(f"{hf}.bias", f"{flax}/bias")]
 
 
 def decoder_rules(config: GPT2Config) -> list[Rule]:

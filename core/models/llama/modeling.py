@@ -3,17 +3,14 @@
 Submodule names follow `transformers` (embed_tokens, layers, self_attn/{q,k,v,o}_proj,
 input_layernorm, post_attention_layernorm, norm, lm_head, score); the MLP is the shared
 `GatedMLP` (gate/up/down ⇄ gate_proj/up_proj/down_proj in the key map). Layers run under
-`P.Repeat` with the scan carry `(hidden, layer, cache)` (see `core/models/gpt2/modeling.py`,
-whose decoder building blocks this file reuses).
+`P.Repeat` with the scan carry `(hidden, layer, cache)` (see `core/layers/decoder.py`).
 
 Rotary embeddings use the rotate-half layout; the inverse frequencies follow
 `transformers`' `modeling_rope_utils.py` for the rope types `default`, `linear`, `dynamic`,
-`yarn` and `llama3` (see `rope_inv_freq`).
+`yarn` and `llama3` (see `core.layers.positions.rope_inv_freq`).
 """
-import math
 
 import chex
-import jax
 import jax.numpy as jnp
 import flax.linen as nn
 
@@ -22,94 +19,14 @@ from core.layers import losses
 from core.layers import mlp as M
 from core.layers import positions as pos
 from core.layers import prims as P
-from core.models.gpt2.modeling import (causal_lm_loss, collect_hidden_states, decoder_inputs, init_cache,
-                                       keep_last, pool_last_token, update_layer_cache)
+from core.layers.decoder import (causal_lm_loss, collect_hidden_states, decoder_inputs, init_cache, keep_last,
+                                 pool_last_token, update_layer_cache)
 from core.models.llama.config import LlamaConfig
-
-
-# -- rotary frequencies (rope scaling types of transformers' modeling_rope_utils.py) --------------
-
-def _yarn_mscale(scale: float, mscale: float = 1.0) -> float:
-    if scale <= 1:
-        return 1.0
-    return 0.1 * mscale * math.log(scale) + 1.0
-
-
-def rope_inv_freq(rope, head_dim: int, max_position_embeddings: int, position_ids):
-    """(inverse frequencies (head_dim/2,), attention scaling of cos/sin) for the rope settings
-    `rope` (LlamaConfig.rope). `dynamic` depends on the longest position in `position_ids`:
-    past max_position_embeddings the base grows (NTK), as `transformers` recomputes it."""
-    rope_type = rope["rope_type"]
-    base = rope["rope_theta"]
-    dim = head_dim
-    exponents = jnp.arange(0, dim, 2, dtype=jnp.float32) / dim
-    if rope_type == "default":
-        return pos.rotary_inv_freq(dim, base), 1.0
-    factor = rope["factor"]
-    if rope_type == "linear":
-        return pos.rotary_inv_freq(dim, base) / factor, 1.0
-    if rope_type == "dynamic":
-        # At or below max_position_embeddings `transformers` keeps the frequencies computed at
-        # init (in Python floats); beyond, it recomputes them from the current length in float32.
-        initial_base = base * ((factor * max_position_embeddings / max_position_embeddings) - (factor - 1)) ** (
-            dim / (dim - 2))
-        initial = 1.0 / jnp.power(initial_base, exponents)
-        seq_len = jnp.asarray(jnp.max(position_ids) + 1, jnp.float32)
-        grown_base = base * jnp.power(factor * seq_len / max_position_embeddings - (factor - 1), dim / (dim - 2))
-        grown = 1.0 / jnp.power(grown_base, exponents)
-        return jnp.where(seq_len > max_position_embeddings, grown, initial), 1.0
-    if rope_type == "yarn":
-        original = rope["original_max_position_embeddings"]
-        attention_factor = rope.get("attention_factor")
-        mscale = rope.get("mscale")
-        mscale_all_dim = rope.get("mscale_all_dim")
-        if attention_factor is None:
-            if mscale and mscale_all_dim:
-                attention_factor = float(_yarn_mscale(factor, mscale) / _yarn_mscale(factor, mscale_all_dim))
-            else:
-                attention_factor = _yarn_mscale(factor)
-        beta_fast = rope.get("beta_fast") or 32
-        beta_slow = rope.get("beta_slow") or 1
-
-        def correction_dim(rotations):
-            return (dim * math.log(original / (rotations * 2 * math.pi))) / (2 * math.log(base))
-
-        low = correction_dim(beta_fast)
-        high = correction_dim(beta_slow)
-        if rope.get("truncate", True):
-            low = math.floor(low)
-            high = math.ceil(high)
-        low = max(low, 0)
-        high = min(high, dim - 1)
-        if low == high:
-            high += 0.001  # as transformers: no division by zero in the ramp
-        pos_freqs = jnp.power(base, exponents)
-        inv_extrapolation = 1.0 / pos_freqs
-        inv_interpolation = 1.0 / (factor * pos_freqs)
-        ramp = jnp.clip((jnp.arange(dim // 2, dtype=jnp.float32) - low) / (high - low), 0.0, 1.0)
-        extrapolation_factor = 1.0 - ramp
-        inv = inv_interpolation * (1.0 - extrapolation_factor) + inv_extrapolation * extrapolation_factor
-        return inv, attention_factor
-    if rope_type == "llama3":
-        inv = pos.rotary_inv_freq(dim, base)
-        low_freq_factor = rope["low_freq_factor"]
-        high_freq_factor = rope["high_freq_factor"]
-        old_context = rope["original_max_position_embeddings"]
-        low_freq_wavelen = old_context / low_freq_factor
-        high_freq_wavelen = old_context / high_freq_factor
-        wavelen = 2 * math.pi / inv
-        inv_llama = jnp.where(wavelen > low_freq_wavelen, inv / factor, inv)
-        smooth = (old_context / wavelen - low_freq_factor) / (high_freq_factor - low_freq_factor)
-        smoothed = (1 - smooth) * inv_llama / factor + smooth * inv_llama
-        is_medium = jnp.logical_and(jnp.logical_not(wavelen < high_freq_wavelen),
-                                    jnp.logical_not(wavelen > low_freq_wavelen))
-        return jnp.where(is_medium, smoothed, inv_llama), 1.0
-    raise ValueError(f"rope_type {rope_type!r} is not supported")
 
 
 def rotary_embedding(config: LlamaConfig, position_ids):
     """cos and sin, (batch, length, head_dim/2) each, for the positions (batch, length)."""
-    inv_freq, scaling = rope_inv_freq(config.rope, config.attention_head_dim, config.max_position_embeddings,
+    inv_freq, scaling = pos.rope_inv_freq(config.rope, config.attention_head_dim, config.max_position_embeddings,
                                       position_ids)
     return pos.rotary_cos_sin(position_ids, inv_freq, scaling)
 
