@@ -119,6 +119,82 @@ class SequenceClassifierOutputWithPast(ModelOutput):
     attentions: Optional[tuple] = None
 
 
+@dataclasses.dataclass
+class BaseModelOutputWithPastAndCrossAttentions(ModelOutput):
+    """A decoder that also attends to an encoder (seq2seq decoders, BART's causal-lm)."""
+    last_hidden_state: Any = None
+    cache: Optional[Any] = None
+    hidden_states: Optional[tuple] = None
+    attentions: Optional[tuple] = None
+    cross_attentions: Optional[tuple] = None
+
+
+@dataclasses.dataclass
+class CausalLMOutputWithCrossAttentions(ModelOutput):
+    loss: Optional[Any] = None
+    logits: Any = None
+    cache: Optional[Any] = None
+    hidden_states: Optional[tuple] = None
+    attentions: Optional[tuple] = None
+    cross_attentions: Optional[tuple] = None
+
+
+# Encoder-decoder outputs: `cache` is the decoder's explicit cache (self-attention keys/values
+# and the precomputed cross-attention keys/values); `encoder_*` describe the encoder pass.
+@dataclasses.dataclass
+class Seq2SeqModelOutput(ModelOutput):
+    last_hidden_state: Any = None
+    cache: Optional[Any] = None
+    decoder_hidden_states: Optional[tuple] = None
+    decoder_attentions: Optional[tuple] = None
+    cross_attentions: Optional[tuple] = None
+    encoder_last_hidden_state: Optional[Any] = None
+    encoder_hidden_states: Optional[tuple] = None
+    encoder_attentions: Optional[tuple] = None
+
+
+@dataclasses.dataclass
+class Seq2SeqLMOutput(ModelOutput):
+    loss: Optional[Any] = None
+    logits: Any = None
+    cache: Optional[Any] = None
+    decoder_hidden_states: Optional[tuple] = None
+    decoder_attentions: Optional[tuple] = None
+    cross_attentions: Optional[tuple] = None
+    encoder_last_hidden_state: Optional[Any] = None
+    encoder_hidden_states: Optional[tuple] = None
+    encoder_attentions: Optional[tuple] = None
+
+
+@dataclasses.dataclass
+class Seq2SeqSequenceClassifierOutput(ModelOutput):
+    loss: Optional[Any] = None
+    logits: Any = None
+    cache: Optional[Any] = None
+    decoder_hidden_states: Optional[tuple] = None
+    decoder_attentions: Optional[tuple] = None
+    cross_attentions: Optional[tuple] = None
+    encoder_last_hidden_state: Optional[Any] = None
+    encoder_hidden_states: Optional[tuple] = None
+    encoder_attentions: Optional[tuple] = None
+
+
+@dataclasses.dataclass
+class Seq2SeqQuestionAnsweringModelOutput(ModelOutput):
+    loss: Optional[Any] = None
+    start_logits: Any = None
+    end_logits: Any = None
+    cache: Optional[Any] = None
+    decoder_hidden_states: Optional[tuple] = None
+    decoder_attentions: Optional[tuple] = None
+    cross_attentions: Optional[tuple] = None
+    encoder_last_hidden_state: Optional[Any] = None
+    encoder_hidden_states: Optional[tuple] = None
+    encoder_attentions: Optional[tuple] = None
+
+
 ALL_OUTPUTS = (BaseModelOutput, MaskedLMOutput, SequenceClassifierOutput, TokenClassifierOutput,
                MultipleChoiceModelOutput, QuestionAnsweringModelOutput, PreTrainingOutput, PreTrainingWithSOPOutput,
-               BaseModelOutputWithPast, CausalLMOutputWithPast, SequenceClassifierOutputWithPast)
+               BaseModelOutputWithPast, CausalLMOutputWithPast, SequenceClassifierOutputWithPast,
+               BaseModelOutputWithPastAndCrossAttentions, CausalLMOutputWithCrossAttentions, Seq2SeqModelOutput,
+               Seq2SeqLMOutput, Seq2SeqSequenceClassifierOutput, Seq2SeqQuestionAnsweringModelOutput)

@@ -11,7 +11,7 @@ import importlib
 from typing import Mapping
 
 TASKS = ("base", "masked-lm", "sequence-classification", "token-classification",
-         "question-answering", "multiple-choice", "pretraining", "causal-lm")
+         "question-answering", "multiple-choice", "pretraining", "causal-lm", "seq2seq-lm")
 
 
 @dataclasses.dataclass(frozen=True)
