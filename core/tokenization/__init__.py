@@ -9,6 +9,15 @@ Importable without JAX: this package needs only `tokenizers`, `sentencepiece` an
 from .auto import AutoTokenizer
 from .base import BatchEncoding, EncodedSequence, PreTrainedTokenizer
 from .sentencepiece_backend import SentencePieceTokenizer
+from .seq2seq import (
+    GPTSw3Tokenizer,
+    M2M100Tokenizer,
+    MarianTokenizer,
+    MBartTokenizer,
+    PLBartTokenizer,
+    SlowSentencePieceTokenizer,
+    T5SentencePieceTokenizer,
+)
 from .settings import TokenizerSettings, load_tokenizer_settings
 from .tokenizers_backend import TokenizersTokenizer, WordPieceTokenizer
 
@@ -16,8 +25,15 @@ __all__ = [
     "AutoTokenizer",
     "BatchEncoding",
     "EncodedSequence",
+    "GPTSw3Tokenizer",
+    "M2M100Tokenizer",
+    "MBartTokenizer",
+    "MarianTokenizer",
+    "PLBartTokenizer",
     "PreTrainedTokenizer",
     "SentencePieceTokenizer",
+    "SlowSentencePieceTokenizer",
+    "T5SentencePieceTokenizer",
     "TokenizerSettings",
     "TokenizersTokenizer",
     "WordPieceTokenizer",

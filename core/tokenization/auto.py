@@ -7,6 +7,13 @@ from typing import Any
 
 from .base import PreTrainedTokenizer
 from .sentencepiece_backend import SentencePieceTokenizer
+from .seq2seq import (
+    BYTE_LEVEL_BPE_CLASSES,
+    SENTENCEPIECE_CLASSES,
+    SLOW_TOKENIZER_CLASSES,
+    TOKENIZER_JSON_CLASSES,
+    byte_level_bpe_from_files,
+)
 from .settings import load_tokenizer_settings
 from .tokenizers_backend import TokenizersTokenizer, WordPieceTokenizer
 
@@ -23,7 +30,7 @@ SENTENCEPIECE_MODEL_FILES = (
 
 # SentencePiece tokenizer classes with their own special-token layout, by transformers class name.
 # Unlisted classes get the generic "pieces, then bos/eos as configured" behaviour.
-SENTENCEPIECE_TOKENIZER_CLASSES: dict[str, type[SentencePieceTokenizer]] = {}
+SENTENCEPIECE_TOKENIZER_CLASSES: dict[str, type[SentencePieceTokenizer]] = dict(SENTENCEPIECE_CLASSES)
 
 
 def find_sentencepiece_model(folder: str) -> str | None:
@@ -66,7 +73,15 @@ class AutoTokenizer:
             settings = load_tokenizer_settings(
                 folder, overrides, ignored_config_keys=("add_bos_token", "add_eos_token")
             )
-            return TokenizersTokenizer.from_file(tokenizer_file, settings)
+            tokenizer_type = TOKENIZER_JSON_CLASSES.get(settings.tokenizer_class, TokenizersTokenizer)
+            return tokenizer_type.from_file(tokenizer_file, settings)
+
+        settings = load_tokenizer_settings(folder, overrides)
+        if settings.tokenizer_class in SLOW_TOKENIZER_CLASSES:
+            # transformers 5 keeps these as Python tokenizers: their own files, vocabulary and layout.
+            return SLOW_TOKENIZER_CLASSES[settings.tokenizer_class](folder, settings)
+        if settings.tokenizer_class in BYTE_LEVEL_BPE_CLASSES:
+            return byte_level_bpe_from_files(folder, settings)
 
         sentencepiece_model = find_sentencepiece_model(folder)
         if sentencepiece_model is not None:

@@ -340,7 +340,55 @@ class PreTrainedTokenizer:
             )
         return padding, truncation, max_length
 
+    def _switch_to_input_mode(self) -> None:
+        """Seq2seq tokenizers with a source and a target side (language codes, Marian's two
+        SentencePiece models) switch to the source side here; others have one side."""
+
+    def _switch_to_target_mode(self) -> None:
+        """Switches to the target side, for `text_target=` (see `_switch_to_input_mode`)."""
+
     def __call__(
+        self,
+        text: str | Sequence[str] | None = None,
+        text_pair: str | Sequence[str] | None = None,
+        text_target: str | Sequence[str] | None = None,
+        text_pair_target: str | Sequence[str] | None = None,
+        max_target_length: int | None = None,
+        **kwargs: Any,
+    ) -> BatchEncoding:
+        """Tokenizes `text` (the model inputs) and/or `text_target` (the labels), as transformers does.
+
+        With both, the target's `input_ids` become the `labels` of the inputs' encoding; with only
+        `text_target`, the target's own encoding is returned. The target side is encoded in target
+        mode (target language code, target SentencePiece model) with the same padding and
+        truncation arguments; `max_target_length` replaces `max_length` for it.
+        """
+        if text is None and text_target is None:
+            raise TypeError("`text` must be a string or a list of strings (or pass `text_target=`), got None")
+        if text is None and text_pair is not None:
+            raise TypeError("`text_pair` needs `text`")
+        if text_target is None and text_pair_target is not None:
+            raise TypeError("`text_pair_target` needs `text_target`")
+        encodings = None
+        if text is not None:
+            self._switch_to_input_mode()
+            encodings = self._encode_call(text, text_pair, **kwargs)
+        if text_target is None:
+            return encodings
+        target_kwargs = dict(kwargs)
+        if max_target_length is not None:
+            target_kwargs["max_length"] = max_target_length
+        self._switch_to_target_mode()
+        try:
+            targets = self._encode_call(text_target, text_pair_target, **target_kwargs)
+        finally:
+            self._switch_to_input_mode()
+        if encodings is None:
+            return targets
+        encodings["labels"] = targets["input_ids"]
+        return encodings
+
+    def _encode_call(
         self,
         text: str | Sequence[str],
         text_pair: str | Sequence[str] | None = None,

@@ -74,6 +74,9 @@ class AddedTokenSpec:
 
     content: str
     special: bool = True
+    # Slow (Python) tokenizers strip the whitespace on that side of the token from the text next to it.
+    lstrip: bool = False
+    rstrip: bool = False
 
 
 @dataclasses.dataclass
@@ -165,7 +168,12 @@ def load_tokenizer_settings(
     extra_special_tokens = [_token_content(token) for token in extra]
 
     added_tokens = {
-        int(token_id): AddedTokenSpec(content=spec["content"], special=spec.get("special", False))
+        int(token_id): AddedTokenSpec(
+            content=spec["content"],
+            special=spec.get("special", False),
+            lstrip=spec.get("lstrip", False),
+            rstrip=spec.get("rstrip", False),
+        )
         for token_id, spec in (config.get("added_tokens_decoder") or {}).items()
     }
 
