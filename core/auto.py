@@ -63,6 +63,19 @@ class AutoModelForPreTraining(_AutoModel):
     task = "pretraining"
 
 
+class AutoModelForSeq2SeqLM(_AutoModel):
+    """Encoder-decoder LMs; the model object has `.generate(...)` (core.generation.Seq2SeqLMModel)."""
+    task = "seq2seq-lm"
+
+
 class AutoModelForCausalLM(_AutoModel):
     """Decoder LMs; the model object has `.generate(...)` (core.generation.CausalLMModel)."""
     task = "causal-lm"
+
+
+class AutoModelForImageClassification(_AutoModel):
+    task = "image-classification"
+
+
+class AutoModelForMaskedImageModeling(_AutoModel):
+    task = "masked-image-modeling"

@@ -24,7 +24,8 @@ from core.configuration import PretrainedConfig
 _STATIC = ("deterministic", "output_attentions", "output_hidden_states")
 _ID_INPUTS = ("input_ids", "token_type_ids", "position_ids")
 # Tasks whose models are a subclass with more methods (causal-lm: `generate`).
-_TASK_MODELS = {"causal-lm": "core.generation.model:CausalLMModel"}
+_TASK_MODELS = {"causal-lm": "core.generation.model:CausalLMModel",
+                "seq2seq-lm": "core.generation.seq2seq:Seq2SeqLMModel"}
 
 
 def _task_model(task: str):
@@ -34,15 +35,24 @@ def _task_model(task: str):
 
 def _abstract_params(module, task: str) -> dict:
     """Flat {path: ShapeDtypeStruct} of the module's params, without allocating them."""
-    shapes = jax.eval_shape(lambda: module.init(jax.random.PRNGKey(0), **_dummy_inputs(task)))
+    shapes = jax.eval_shape(lambda: module.init(jax.random.PRNGKey(0), **_dummy_inputs(task, module.config)))
     return km.flatten(shapes["params"])
 
 
 def _init_params(module, task: str, seed: int) -> dict:
-    return jax.jit(module.init)(jax.random.PRNGKey(seed), **_dummy_inputs(task))["params"]
+    return jax.jit(module.init)(jax.random.PRNGKey(seed), **_dummy_inputs(task, module.config))["params"]
 
 
-def _dummy_inputs(task: str) -> dict:
+# The main input of a model: token ids, or pixels for vision models.
+_MAIN_INPUTS = ("input_ids", "pixel_values")
+
+
+def _dummy_inputs(task: str, config=None) -> dict:
+    """The smallest input that builds every param of the task's module."""
+    if hasattr(config, "image_size") and hasattr(config, "num_channels"):
+        size = config.image_size
+        height, width = (size, size) if isinstance(size, int) else tuple(size)
+        return {"pixel_values": jnp.zeros((1, config.num_channels, height, width), jnp.float32)}
     shape = (1, 2, 2) if task == "multiple-choice" else (1, 2)   # (batch, [choices,] length)
     return {"input_ids": jnp.zeros(shape, jnp.int32)}
 
@@ -124,8 +134,8 @@ class PretrainedModel:
         """Run the model. Inputs are numpy/jax arrays or nested lists, named as in
         `transformers`. Training-mode dropout needs `deterministic=False` and a `dropout_rng`."""
         inputs = {k: v for k, v in inputs.items() if v is not None}
-        if "input_ids" not in inputs:
-            raise TypeError(f"{type(self.module).__name__} needs input_ids; got {sorted(inputs)}")
+        if not any(name in inputs for name in _MAIN_INPUTS):
+            raise TypeError(f"{type(self.module).__name__} needs one of {', '.join(_MAIN_INPUTS)}; got {sorted(inputs)}")
         arrays = {k: self._check_input(k, v) for k, v in inputs.items()}
         rngs = None
         if not deterministic:

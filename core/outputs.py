@@ -198,3 +198,45 @@ ALL_OUTPUTS = (BaseModelOutput, MaskedLMOutput, SequenceClassifierOutput, TokenC
                BaseModelOutputWithPast, CausalLMOutputWithPast, SequenceClassifierOutputWithPast,
                BaseModelOutputWithPastAndCrossAttentions, CausalLMOutputWithCrossAttentions, Seq2SeqModelOutput,
                Seq2SeqLMOutput, Seq2SeqSequenceClassifierOutput, Seq2SeqQuestionAnsweringModelOutput)
+
+
+# Vision outputs (ViT / DeiT family).
+@dataclasses.dataclass
+class MaskedImageModelingOutput(ModelOutput):
+    """SimMIM-style masked image modeling: `reconstruction` (batch, channels, height, width)."""
+    loss: Optional[Any] = None
+    reconstruction: Any = None
+    hidden_states: Optional[tuple] = None
+    attentions: Optional[tuple] = None
+
+
+@dataclasses.dataclass
+class ImageClassificationWithTeacherOutput(ModelOutput):
+    """DeiT with a distillation head: `logits` is the mean of `cls_logits` and
+    `distillation_logits` (transformers: DeiTForImageClassificationWithTeacherOutput)."""
+    logits: Any = None
+    cls_logits: Any = None
+    distillation_logits: Any = None
+    hidden_states: Optional[tuple] = None
+    attentions: Optional[tuple] = None
+
+
+ALL_OUTPUTS = ALL_OUTPUTS + (MaskedImageModelingOutput, ImageClassificationWithTeacherOutput)
+
+
+# Dual encoders (CLIP).
+@dataclasses.dataclass
+class CLIPOutput(ModelOutput):
+    """Image-text similarity (transformers: CLIPOutput): `logits_per_text` (texts, images) is
+    the scaled cosine similarity, `logits_per_image` its transpose; the embeds are the
+    normalised projections; each tower's BaseModelOutput (pooler_output = its pooled state)."""
+    loss: Optional[Any] = None
+    logits_per_image: Any = None
+    logits_per_text: Any = None
+    text_embeds: Any = None
+    image_embeds: Any = None
+    text_model_output: Any = None
+    vision_model_output: Any = None
+
+
+ALL_OUTPUTS = ALL_OUTPUTS + (CLIPOutput,)

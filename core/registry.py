@@ -11,7 +11,9 @@ import importlib
 from typing import Mapping
 
 TASKS = ("base", "masked-lm", "sequence-classification", "token-classification",
-         "question-answering", "multiple-choice", "pretraining", "causal-lm", "seq2seq-lm")
+         "question-answering", "multiple-choice", "pretraining", "causal-lm", "seq2seq-lm",
+         "encoder", "image-classification", "image-classification-with-teacher", "masked-image-modeling",
+         "text-encoder", "vision-encoder")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,7 +79,151 @@ FAMILIES: dict[str, Family] = {
                         "causal-lm": ("LlamaForCausalLM", "LlamaForCausalLM"),
                         "sequence-classification": ("LlamaForSequenceClassification", "LlamaForSequenceClassification"),
                     }),
+    **{model_type: Family(model_type, f"core.models.t5.config:{cfg}", "core.models.t5.modeling",
+                          "core.models.t5.params", "", {
+                              "base": ("T5Module", f"{hf}Model"),
+                              "seq2seq-lm": ("T5ForConditionalGeneration", f"{hf}ForConditionalGeneration"),
+                              "sequence-classification": ("T5ForSequenceClassification",
+                                                          f"{hf}ForSequenceClassification"),
+                              "question-answering": ("T5ForQuestionAnswering", f"{hf}ForQuestionAnswering"),
+                              "encoder": ("T5EncoderModel", f"{hf}EncoderModel"),
+                          })
+       for model_type, cfg, hf in (("t5", "T5Config", "T5"), ("mt5", "MT5Config", "MT5"),
+                                   ("umt5", "UMT5Config", "UMT5"))},
+    "openai-gpt": Family("openai-gpt", "core.models.openai.config:OpenAIGPTConfig", "core.models.openai.modeling",
+                         "core.models.openai.params", "transformer", {
+                             "base": ("OpenAIGPTModule", "OpenAIGPTModel"),
+                             "causal-lm": ("OpenAIGPTLMHeadModel", "OpenAIGPTLMHeadModel"),
+                             "sequence-classification": ("OpenAIGPTForSequenceClassification",
+                                                         "OpenAIGPTForSequenceClassification"),
+                         }),
+    "xglm": Family("xglm", "core.models.xglm.config:XGLMConfig", "core.models.xglm.modeling",
+                   "core.models.xglm.params", "model", {
+                       "base": ("XGLMModule", "XGLMModel"),
+                       "causal-lm": ("XGLMForCausalLM", "XGLMForCausalLM"),
+                   }),
+    "biogpt": Family("biogpt", "core.models.biogpt.config:BioGptConfig", "core.models.biogpt.modeling",
+                     "core.models.biogpt.params", "biogpt", {
+                         "base": ("BioGptModule", "BioGptModel"),
+                         "causal-lm": ("BioGptForCausalLM", "BioGptForCausalLM"),
+                         "sequence-classification": ("BioGptForSequenceClassification",
+                                                     "BioGptForSequenceClassification"),
+                         "token-classification": ("BioGptForTokenClassification", "BioGptForTokenClassification"),
+                     }),
+    "opt": Family("opt", "core.models.opt.config:OPTConfig", "core.models.opt.modeling",
+                  "core.models.opt.params", "model", {
+                      "base": ("OPTModule", "OPTModel"),
+                      "causal-lm": ("OPTForCausalLM", "OPTForCausalLM"),
+                      "sequence-classification": ("OPTForSequenceClassification", "OPTForSequenceClassification"),
+                      "question-answering": ("OPTForQuestionAnswering", "OPTForQuestionAnswering"),
+                  }),
+    "gpt_neo": Family("gpt_neo", "core.models.gpt_neo.config:GPTNeoConfig", "core.models.gpt_neo.modeling",
+                      "core.models.gpt_neo.params", "transformer", {
+                          "base": ("GPTNeoModule", "GPTNeoModel"),
+                          "causal-lm": ("GPTNeoForCausalLM", "GPTNeoForCausalLM"),
+                          "sequence-classification": ("GPTNeoForSequenceClassification",
+                                                      "GPTNeoForSequenceClassification"),
+                          "token-classification": ("GPTNeoForTokenClassification", "GPTNeoForTokenClassification"),
+                          "question-answering": ("GPTNeoForQuestionAnswering", "GPTNeoForQuestionAnswering"),
+                      }),
+    "gptj": Family("gptj", "core.models.gptj.config:GPTJConfig", "core.models.gptj.modeling",
+                   "core.models.gptj.params", "transformer", {
+                       "base": ("GPTJModule", "GPTJModel"),
+                       "causal-lm": ("GPTJForCausalLM", "GPTJForCausalLM"),
+                       "sequence-classification": ("GPTJForSequenceClassification", "GPTJForSequenceClassification"),
+                       "question-answering": ("GPTJForQuestionAnswering", "GPTJForQuestionAnswering"),
+                   }),
+    # CodeGen runs on GPT-J's modules (a fused qkv_proj, un-permuted by its key map).
+    "codegen": Family("codegen", "core.models.codegen.config:CodeGenConfig", "core.models.gptj.modeling",
+                      "core.models.codegen.params", "transformer", {
+                          "base": ("GPTJModule", "CodeGenModel"),
+                          "causal-lm": ("GPTJForCausalLM", "CodeGenForCausalLM"),
+                      }),
+    "gpt_neox": Family("gpt_neox", "core.models.gpt_neox.config:GPTNeoXConfig", "core.models.gpt_neox.modeling",
+                       "core.models.gpt_neox.params", "gpt_neox", {
+                           "base": ("GPTNeoXModule", "GPTNeoXModel"),
+                           "causal-lm": ("GPTNeoXForCausalLM", "GPTNeoXForCausalLM"),
+                           "sequence-classification": ("GPTNeoXForSequenceClassification",
+                                                       "GPTNeoXForSequenceClassification"),
+                           "token-classification": ("GPTNeoXForTokenClassification", "GPTNeoXForTokenClassification"),
+                           "question-answering": ("GPTNeoXForQuestionAnswering", "GPTNeoXForQuestionAnswering"),
+                       }),
+    "bloom": Family("bloom", "core.models.bloom.config:BloomConfig", "core.models.bloom.modeling",
+                    "core.models.bloom.params", "transformer", {
+                        "base": ("BloomModule", "BloomModel"),
+                        "causal-lm": ("BloomForCausalLM", "BloomForCausalLM"),
+                        "sequence-classification": ("BloomForSequenceClassification", "BloomForSequenceClassification"),
+                        "token-classification": ("BloomForTokenClassification", "BloomForTokenClassification"),
+                        "question-answering": ("BloomForQuestionAnswering", "BloomForQuestionAnswering"),
+                    }),
+    "falcon": Family("falcon", "core.models.falcon.config:FalconConfig", "core.models.falcon.modeling",
+                     "core.models.falcon.params", "transformer", {
+                         "base": ("FalconModule", "FalconModel"),
+                         "causal-lm": ("FalconForCausalLM", "FalconForCausalLM"),
+                         "sequence-classification": ("FalconForSequenceClassification",
+                                                     "FalconForSequenceClassification"),
+                         "token-classification": ("FalconForTokenClassification", "FalconForTokenClassification"),
+                         "question-answering": ("FalconForQuestionAnswering", "FalconForQuestionAnswering"),
+                     }),
+    "gpt_bigcode": Family("gpt_bigcode", "core.models.gpt_bigcode.config:GPTBigCodeConfig",
+                          "core.models.gpt_bigcode.modeling", "core.models.gpt_bigcode.params", "transformer", {
+                              "base": ("GPTBigCodeModule", "GPTBigCodeModel"),
+                              "causal-lm": ("GPTBigCodeForCausalLM", "GPTBigCodeForCausalLM"),
+                              "sequence-classification": ("GPTBigCodeForSequenceClassification",
+                                                          "GPTBigCodeForSequenceClassification"),
+                              "token-classification": ("GPTBigCodeForTokenClassification",
+                                                       "GPTBigCodeForTokenClassification"),
+                          }),
 }
+
+
+def _bart_like(model_type: str, hf: str, config: str, heads=("seq2seq-lm", "sequence-classification",
+                                                         "question-answering", "causal-lm"), lm: str = "") -> Family:
+    """The BART family (core/models/bart): one module set, per-type configs."""
+    names = {"base": ("BartModule", f"{hf}Model"),
+             "seq2seq-lm": ("BartForConditionalGeneration", lm or f"{hf}ForConditionalGeneration"),
+             "sequence-classification": ("BartForSequenceClassification", f"{hf}ForSequenceClassification"),
+             "question-answering": ("BartForQuestionAnswering", f"{hf}ForQuestionAnswering"),
+             "causal-lm": ("BartForCausalLM", f"{hf}ForCausalLM")}
+    return Family(model_type, f"core.models.bart.config:{config}", "core.models.bart.modeling",
+                  "core.models.bart.params", "model", {t: names[t] for t in ("base", *heads)})
+
+
+FAMILIES.update({
+    "bart": _bart_like("bart", "Bart", "BartConfig"),
+    "mbart": _bart_like("mbart", "MBart", "MBartConfig"),
+    "plbart": _bart_like("plbart", "PLBart", "PLBartConfig", ("seq2seq-lm", "sequence-classification", "causal-lm")),
+    "marian": _bart_like("marian", "Marian", "MarianConfig", ("seq2seq-lm", "causal-lm"), lm="MarianMTModel"),
+    "pegasus": _bart_like("pegasus", "Pegasus", "PegasusConfig", ("seq2seq-lm", "causal-lm")),
+    "m2m_100": _bart_like("m2m_100", "M2M100", "M2M100Config", ("seq2seq-lm",)),
+    "blenderbot": _bart_like("blenderbot", "Blenderbot", "BlenderbotConfig", ("seq2seq-lm", "causal-lm")),
+    "blenderbot-small": _bart_like("blenderbot-small", "BlenderbotSmall", "BlenderbotSmallConfig",
+                                   ("seq2seq-lm", "causal-lm")),
+})
+
+
+def _vit_like(model_type: str, config: str, prefix: str, heads: dict) -> Family:
+    """The ViT family (core/models/vit): one module set, per-type configs."""
+    return Family(model_type, f"core.models.vit.config:{config}", "core.models.vit.modeling",
+                  "core.models.vit.params", prefix, heads)
+
+
+FAMILIES.update({
+    "vit": _vit_like("vit", "ViTConfig", "vit", {
+        "base": ("ViTModule", "ViTModel"),
+        "image-classification": ("ViTForImageClassification", "ViTForImageClassification"),
+        "masked-image-modeling": ("ViTForMaskedImageModeling", "ViTForMaskedImageModeling")}),
+    "deit": _vit_like("deit", "DeiTConfig", "deit", {
+        "base": ("ViTModule", "DeiTModel"),
+        "image-classification": ("DeiTForImageClassification", "DeiTForImageClassification"),
+        "masked-image-modeling": ("DeiTForMaskedImageModeling", "DeiTForMaskedImageModeling"),
+        "image-classification-with-teacher": ("DeiTForImageClassificationWithTeacher",
+                                              "DeiTForImageClassificationWithTeacher")}),
+    "vit_msn": _vit_like("vit_msn", "ViTMSNConfig", "vit", {
+        "base": ("ViTModule", "ViTMSNModel"),
+        "image-classification": ("ViTForImageClassification", "ViTMSNForImageClassification")}),
+})
+
 
 
 def family(model_type: str) -> Family:

@@ -82,7 +82,18 @@ TORCH_MODULE_API = frozenset({
     "zero_grad",
     # the runtime base class (ports/torch/runtime/module.py)
     "flax_leaves", "flax_shapes", "export_flax", "flax_grads", "load_flax", "head_task", "from_config",
-    "from_pretrained", "save_pretrained", "load_report",
+    "from_pretrained", "save_pretrained", "load_report", "generate", "generation_config",
+})
+
+DEFAULT_TARGETS = ("torch", "tf")
+
+TF_MODULE_API = frozenset({
+    # public attributes of tf.Module (tests/test_transpile.py checks the list is complete)
+    "name", "name_scope", "non_trainable_variables", "submodules", "trainable_variables", "variables",
+    "with_name_scope",
+    # the runtime base class (ports/tf/runtime/module.py)
+    "flax_leaves", "flax_shapes", "export_flax", "flax_variables", "flax_grads", "load_flax", "head_task",
+    "from_config", "from_pretrained", "save_pretrained", "load_report", "generate", "generation_config",
 })
 
 TARGETS = {
@@ -99,6 +110,20 @@ TARGETS = {
         deterministic_default="None",
         deterministic_annotation="bool | None",
         reserved=TORCH_MODULE_API,
+    ),
+    "tf": Target(
+        name="tf",
+        package="ports.tf",
+        base_class="P.Module",
+        call_method="__call__",
+        framework_imports={"tf": "import tensorflow as tf"},
+        module_list=None,                 # tf.Module tracks plain lists of submodules
+        parameter="P.variable({name}, {args})",
+        super_init="super().__init__()",
+        # TF modules have no train/eval mode: Flax's default (and Keras' training=False) stays.
+        deterministic_default="True",
+        deterministic_annotation="bool",
+        reserved=TF_MODULE_API,
     ),
 }
 
@@ -1089,7 +1114,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--lint", action="store_true", help="only lint FILES (any path; default: all sources)")
     parser.add_argument("--target", action="append", choices=sorted(TARGETS), help="port(s) to generate (default: all)")
     args = parser.parse_args(argv)
-    targets = [TARGETS[name] for name in (args.target or sorted(TARGETS))]
+    targets = [TARGETS[name] for name in (args.target or DEFAULT_TARGETS)]
     runtimes = {t.name: Runtime.load(t) for t in targets}
     all_sources = discover_sources()
     canonical_layers = [s.name for s in all_sources if s.kind == "layers"]

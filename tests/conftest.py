@@ -24,14 +24,21 @@ except ImportError:  # the torch extra is optional for core-only tests
     pass
 
 _PARITY: dict[str, float] = {}
+# `python -m scripts.parity_report` sets this: every recorded difference, one JSON line per test.
+_PARITY_LOG = os.environ.get("ROSETTA_PARITY_LOG")
 
 
 def pytest_runtest_logreport(report):
     # Parity maxima travel as user_properties, which pytest-xdist sends back from workers.
-    for name, value in getattr(report, "user_properties", ()):
+    properties = [(n, float(v)) for n, v in getattr(report, "user_properties", ()) if n.startswith("parity")]
+    for name, value in properties:
         if name.startswith("parity:"):
             key = name[len("parity:"):]
-            _PARITY[key] = max(_PARITY.get(key, 0.0), float(value))
+            _PARITY[key] = max(_PARITY.get(key, 0.0), value)
+    if _PARITY_LOG and properties and report.when == "call":
+        import json
+        with open(_PARITY_LOG, "a") as log:
+            log.write(json.dumps({"test": report.nodeid, "outcome": report.outcome, "properties": properties}) + "\n")
 
 
 def pytest_terminal_summary(terminalreporter):
@@ -40,3 +47,13 @@ def pytest_terminal_summary(terminalreporter):
     terminalreporter.section("parity: largest max-abs difference per model and reference")
     for key in sorted(_PARITY):
         terminalreporter.write_line(f"{key:<60} {_PARITY[key]:.2e}")
+
+
+def pytest_collection_modifyitems(config, items):
+    """`extended` tests run only when asked for (`ROSETTA_FULL=1`, or any `-m` expression)."""
+    if os.environ.get("ROSETTA_FULL") == "1" or config.getoption("markexpr"):
+        return
+    keep = [item for item in items if item.get_closest_marker("extended") is None]
+    if len(keep) != len(items):
+        config.hook.pytest_deselected(items=[item for item in items if item.get_closest_marker("extended")])
+        items[:] = keep

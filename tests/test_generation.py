@@ -249,9 +249,9 @@ def test_generation_config_file_and_priorities(pair, tmp_path):
 def test_unsupported_and_invalid_options_are_refused(pair):
     _, ours, _ = pair
     ids, mask = prompts()
-    with pytest.raises(NotImplementedError, match="no_repeat_ngram_size"):
-        ours.generate(ids, attention_mask=mask, no_repeat_ngram_size=2)
-    with pytest.raises(NotImplementedError, match="stop_strings"):
+    with pytest.raises(NotImplementedError, match="bad_words_ids"):
+        ours.generate(ids, attention_mask=mask, bad_words_ids=[[3]])
+    with pytest.raises(ValueError, match="tokenizer"):
         ours.generate(ids, attention_mask=mask, stop_strings=["."])
     with pytest.raises(TypeError, match="unexpected arguments \\['max_tokens'\\]"):
         ours.generate(ids, attention_mask=mask, max_tokens=3)

@@ -89,6 +89,9 @@ CASES = [
     ("jax.numpy.ones", ((2, 3), np.int32), {}),
     ("jax.numpy.zeros_like", (I,), {}),
     ("jax.numpy.zeros_like", (I,), {"dtype": np.float32}),
+    ("jax.numpy.full", ((2, 3), 7), {}),
+    ("jax.numpy.full", ((2, 3), 1.5), {}),
+    ("jax.numpy.full", ((4,), 2, np.float32), {}),
     ("jax.numpy.full_like", (I, 2.7), {}),                               # cast to the array's dtype
     ("jax.numpy.full_like", (F, 3), {}),
     # shapes
@@ -137,6 +140,8 @@ CASES = [
     ("jax.numpy.where", (B, F[0], -1e9), {}),
     ("jax.numpy.where", (B, 1.0, 0.0), {}),
     ("jax.numpy.where", (B[:1], F[0], F[1]), {}),                       # broadcast condition
+    ("jax.numpy.equal", (I, 0), {}),
+    ("jax.numpy.equal", (I, I[::-1]), {}),
     ("jax.numpy.not_equal", (I, 0), {}),
     ("jax.numpy.not_equal", (I, I[::-1]), {}),
     ("jax.numpy.logical_and", (B, B[::-1]), {}),
@@ -177,6 +182,8 @@ CASES = [
     # jax.nn
     ("jax.nn.log_softmax", (F,), {"axis": -1}),
     ("jax.nn.log_softmax", (F,), {"axis": 0}),
+    ("jax.nn.softmax", (F,), {"axis": -1}),
+    ("jax.nn.softmax", (F,), {"axis": 0}),
     # jax.lax: starts are clamped so the update fits
     ("jax.lax.dynamic_update_slice", (np.zeros((2, 6, 3), np.float32), F[:, :2, :3], (0, 1, 0)), {}),
     ("jax.lax.dynamic_update_slice", (np.zeros((2, 6, 3), np.float32), F[:, :2, :3], (0, 5, 0)), {}),
@@ -430,3 +437,127 @@ class _FlaxBlock(FP.nn.Module):
     def __call__(self, carry, scale):
         carry = self.dense(carry) * scale
         return carry, (carry, None)
+
+
+# -- Conv / GroupNorm twins and the torch-Conv key map (vision wave) -----------------------------------
+
+CONV_CASES = [  # (kernel_size, strides, padding, dilation, groups, in, out, spatial)
+    ((3,), 1, "VALID", 1, 1, 4, 6, (9,)),
+    ((4,), 2, "SAME", 1, 1, 4, 5, (9,)),            # asymmetric SAME
+    ((3,), 1, "CAUSAL", 2, 2, 4, 6, (8,)),
+    ((5,), 3, [(2, 1)], 1, 4, 4, 8, (11,)),
+    ((3, 3), 1, "SAME", 1, 1, 3, 5, (6, 7)),
+    ((2, 3), (2, 3), "VALID", 1, 1, 3, 4, (8, 9)),  # patchify-like
+    ((3, 2), 2, "SAME", 1, 2, 4, 6, (7, 8)),        # grouped, asymmetric SAME
+    ((3, 3), 2, 1, 2, 1, 3, 4, (9, 9)),             # strided and dilated, int padding
+    ((3, 3), 1, [1, (0, 2)], (2, 1), 3, 3, 3, (7, 6)),  # depthwise, per-dim padding
+]
+
+
+@pytest.mark.parametrize("kernel_size,strides,padding,dilation,groups,cin,cout,spatial", CONV_CASES)
+@pytest.mark.parametrize("use_bias", [True, False])
+def test_conv_twin(kernel_size, strides, padding, dilation, groups, cin, cout, spatial, use_bias):
+    args = (cout, cin, kernel_size, strides, padding, dilation, groups, use_bias)
+    twin = randomize(TP.Conv(*args))
+    n = len(kernel_size)
+    expected = {"kernel": tuple(kernel_size) + (cin // groups, cout)}
+    if use_bias:
+        expected["bias"] = (cout,)
+    assert {p: leaf.shape for p, leaf in flax_leaves(twin).items()} == expected
+    assert tuple(twin.weight.shape) == (cout, cin // groups) + tuple(kernel_size)
+    x = np.random.default_rng(1).normal(size=(2,) + spatial + (cin,)).astype(np.float32)
+    want = np.asarray(flax_apply(FP.Conv(*args), twin, jnp.asarray(x)))
+    got = twin(torch.as_tensor(x)).detach().numpy()
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match=f"built for {cin}"):
+        twin(torch.zeros((2,) + spatial + (cin + 1,)))
+    assert n in (1, 2)
+
+
+def test_conv_grads_and_leaf_round_trip():
+    twin = randomize(TP.Conv(4, 2, (2, 3), 2, "SAME"))
+    flat = {p: leaf.get().clone() for p, leaf in flax_leaves(twin).items()}
+    other = TP.Conv(4, 2, (2, 3), 2, "SAME")
+    for path, leaf in flax_leaves(other).items():
+        leaf.set(flat[path])
+    assert torch.equal(other.weight, twin.weight)
+    x = torch.randn(1, 5, 5, 2)
+    twin(x).square().sum().backward()
+    g = flax_leaves(twin)["kernel"].grad()
+    assert tuple(g.shape) == (2, 3, 2, 4)
+
+    def loss(params):
+        return jnp.sum(jnp.square(FP.Conv(4, 2, (2, 3), 2, "SAME").apply({"params": params}, jnp.asarray(x.numpy()))))
+    jax_g = jax.grad(loss)({p: jnp.asarray(v.numpy()) for p, v in flat.items()})
+    np.testing.assert_allclose(g.numpy(), np.asarray(jax_g["kernel"]), atol=1e-4, rtol=1e-5)
+
+
+@pytest.mark.parametrize("ndim", [1, 2])
+def test_conv_key_map_loads_torch_conv_weights(ndim):
+    """A torch nn.ConvNd's state_dict through `keymap.conv` into the Flax `P.Conv`: the same
+    function (the model transposes channels-first inputs to channels-last)."""
+    torch.manual_seed(0)
+    cls = torch.nn.Conv1d if ndim == 1 else torch.nn.Conv2d
+    ref = cls(4, 6, 3, stride=2, padding=1, dilation=1, groups=2)
+    rules = km.KeyMap(km.conv("patch.proj", "patch/proj"))
+    flat = {}
+    for key, value in ref.state_dict().items():
+        path, layer, rule = rules.to_flax(f"patch.proj.{key}")
+        assert rule.transform.shape_to_flax(tuple(value.shape)) == rule.transform.to_flax(value.numpy()).shape
+        flat[path] = rule.transform.to_flax(value.numpy())
+    assert flat["patch/proj/kernel"].shape == (3,) * ndim + (2, 6)
+    x = np.random.default_rng(0).normal(size=(2, 4) + (7,) * ndim).astype(np.float32)
+    flax_conv = FP.Conv(6, 4, (3,) * ndim, 2, 1, 1, 2)
+    got = flax_conv.apply({"params": km.unflatten(flat)["patch"]["proj"]}, jnp.asarray(np.moveaxis(x, 1, -1)))
+    want = ref(torch.as_tensor(x)).detach().numpy()
+    np.testing.assert_allclose(np.moveaxis(np.asarray(got), -1, 1), want, atol=1e-5, rtol=1e-5)
+    back = dict(km.export_tensors(rules, flat))
+    for key, value in ref.state_dict().items():
+        np.testing.assert_array_equal(back[f"patch.proj.{key}"], value.numpy())
+
+
+@pytest.mark.parametrize("groups,affine,shape", [(2, True, (2, 5, 6)), (3, False, (2, 4, 3, 6)), (6, True, (3, 4, 6))])
+def test_group_norm_twin(groups, affine, shape):
+    twin = randomize(TP.GroupNorm(groups, 6, 1e-6, affine))
+    if affine:
+        assert {p: leaf.shape for p, leaf in flax_leaves(twin).items()} == {"scale": (6,), "bias": (6,)}
+    x = (np.random.default_rng(2).normal(size=shape) * 3 + 1).astype(np.float32)
+    want = np.asarray(flax_apply(FP.GroupNorm(groups, 6, 1e-6, affine), twin, jnp.asarray(x)))
+    np.testing.assert_allclose(twin(torch.as_tensor(x)).detach().numpy(), want, atol=1e-5, rtol=1e-5)
+    # torch's own GroupNorm (channels-first) computes the same function
+    ref = torch.nn.GroupNorm(groups, 6, 1e-6, affine)
+    if affine:
+        ref.load_state_dict({"weight": twin.weight.detach(), "bias": twin.bias.detach()})
+    got = ref(torch.movedim(torch.as_tensor(x), -1, 1)).detach()
+    np.testing.assert_allclose(torch.movedim(got, 1, -1).numpy(), want, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("train", [False, True])
+def test_batch_norm_twin_and_explicit_running_statistics(train):
+    """Twin vs Flax primitive vs torch.nn.BatchNorm2d (channels-first): outputs and the
+    updated running statistics, which the primitives return instead of mutating state."""
+    twin = randomize(TP.BatchNorm(5, 1e-4, 0.2))
+    with torch.no_grad():
+        twin.running_var.abs_()                                   # a variance is positive
+    assert {p: leaf.shape for p, leaf in flax_leaves(twin).items()} == {"mean": (5,), "var": (5,), "scale": (5,),
+                                                                        "bias": (5,)}
+    x = (np.random.default_rng(3).normal(size=(2, 3, 4, 5)) * 2 + 1).astype(np.float32)
+    want, (want_mean, want_var) = flax_apply(FP.BatchNorm(5, 1e-4, 0.2), twin, jnp.asarray(x),
+                                             use_running_average=not train)
+    got, (got_mean, got_var) = twin(torch.as_tensor(x), use_running_average=not train)
+    ref = torch.nn.BatchNorm2d(5, 1e-4, 0.2).train(train)
+    ref.load_state_dict({"weight": twin.weight.detach(), "bias": twin.bias.detach(),
+                         "running_mean": twin.running_mean.detach().clone(),
+                         "running_var": twin.running_var.detach().clone(), "num_batches_tracked": torch.tensor(0)})
+    expected = torch.movedim(ref(torch.movedim(torch.as_tensor(x), -1, 1)), 1, -1).detach().numpy()
+    for value in (np.asarray(want), got.detach().numpy()):
+        np.testing.assert_allclose(value, expected, atol=1e-5, rtol=1e-5)
+    for value in (np.asarray(want_mean), got_mean.detach().numpy()):
+        np.testing.assert_allclose(value, ref.running_mean.numpy(), atol=1e-6)
+    for value in (np.asarray(want_var), got_var.detach().numpy()):
+        np.testing.assert_allclose(value, ref.running_var.numpy(), atol=1e-5)
+    rules = km.KeyMap(km.batch_norm("bn", "bn"), [r"bn\.num_batches_tracked"])
+    assert {rules.to_flax(f"bn.{k}")[0] for k in ref.state_dict() if k != "num_batches_tracked"} == {
+        "bn/mean", "bn/var", "bn/scale", "bn/bias"}
+    assert rules.ignored("bn.num_batches_tracked")

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 import torch
 
@@ -152,6 +153,16 @@ def test_reserved_names_cover_torch_module_api():
     assert own <= T.TORCH_MODULE_API, sorted(own - T.TORCH_MODULE_API)
 
 
+def test_reserved_names_cover_tf_module_api():
+    listing = subprocess.run([sys.executable, "-c", "import tensorflow as tf; print(' '.join(dir(tf.Module)))"],
+                             capture_output=True, text=True, check=True).stdout.split()
+    public = {name for name in listing if not name.startswith("_")}
+    assert public <= T.TF_MODULE_API, sorted(public - T.TF_MODULE_API)
+    from ports.tf.runtime.module import Module
+    own = {name for name in vars(Module) if not name.startswith("_")}
+    assert own <= T.TF_MODULE_API, sorted(own - T.TF_MODULE_API)
+
+
 # -- the rewrite ------------------------------------------------------------------------------------
 
 SNIPPET = '''\
@@ -238,9 +249,9 @@ Alias = Block
 '''
 
 
-def transpile_text(text, name="fake"):
+def transpile_text(text, name="fake", target="torch"):
     source = T.Source(ROOT / "core" / "models" / name / "modeling.py", "models", name)
-    target = T.TARGETS["torch"]
+    target = T.TARGETS[target]
     return T.transpile(source, target, T.Runtime.load(target), ["attention"], text=text)
 
 
@@ -266,6 +277,27 @@ def test_generated_module_runs_and_shows_the_flax_layout():
     assert mask.shape == (2, 1, 1, 3)
     block.train()
     assert not torch.equal(out, block(x, torch.ones(2, 3))[0])          # train(): dropout on
+
+
+def test_tf_rewrite_and_module():
+    """The TF target: the same code with `tf.Module` conventions (`__call__` stays, plain lists
+    of submodules, `P.variable` for raw params, Flax's deterministic default)."""
+    generated = transpile_text(SNIPPET, target="tf")
+    assert "from ports.tf.runtime import chex, ops, prims as P" in generated
+    assert "self.gain = P.variable(\"gain\", P.ones_init(), (self.features,)," in generated
+    assert "def __call__(self, x, mask=None, deterministic: bool = True):" in generated
+    assert "self.layers = [P.Dense(" in generated and "torch" not in generated
+    import tensorflow as tf
+    namespace = {}
+    exec(compile(generated, "<generated>", "exec"), namespace)
+    block = namespace["Block"](4, rate=0.5)
+    assert block.flax_shapes() == {"layers_0/kernel": (4, 4), "layers_0/bias": (4,), "layers_1/kernel": (4, 4),
+                                   "layers_1/bias": (4,), "gain": (4,)}
+    x = tf.random.normal((2, 3, 4))
+    out, mask = block(x, tf.ones((2, 3)))
+    assert np.array_equal(out.numpy(), block(x, tf.ones((2, 3)))[0].numpy())       # dropout off by default
+    assert not np.array_equal(out.numpy(), block(x, tf.ones((2, 3)), deterministic=False)[0].numpy())
+    assert tuple(mask.shape) == (2, 1, 1, 3)
 
 
 def test_long_constructor_signatures_wrap_under_the_parenthesis():

@@ -96,6 +96,39 @@ def dense(hf: str, flax: str, bias: bool = True) -> list[Rule]:
     return rules
 
 
+def _conv_to_flax_axes(ndim: int) -> tuple:
+    return tuple(range(2, ndim)) + (1, 0)                 # (out, in, *k) → (*k, in, out)
+
+
+def _conv_to_hf_axes(ndim: int) -> tuple:
+    return (ndim - 1, ndim - 2) + tuple(range(ndim - 2))  # (*k, in, out) → (out, in, *k)
+
+
+# torch ConvNd stores (out, in // groups, *kernel_size); a Flax / `P.Conv` kernel is
+# (*kernel_size, in // groups, out). Any number of spatial dims.
+CONV_KERNEL = Transform("conv kernel",
+                        lambda a: np.transpose(a, _conv_to_flax_axes(a.ndim)),
+                        lambda a: np.transpose(a, _conv_to_hf_axes(a.ndim)),
+                        lambda s: tuple(s[i] for i in _conv_to_flax_axes(len(s))))
+
+
+def conv(hf: str, flax: str, bias: bool = True) -> list[Rule]:
+    """A torch Conv1d/Conv2d/Conv3d `hf` ⇄ a `P.Conv` at `flax` (kernel axes permuted)."""
+    rules = [Rule(f"{hf}.weight", f"{flax}/kernel", CONV_KERNEL)]
+    if bias:
+        rules.append(Rule(f"{hf}.bias", f"{flax}/bias"))
+    return rules
+
+
+def batch_norm(hf: str, flax: str, affine: bool = True) -> list[Rule]:
+    """A torch BatchNorm `hf` ⇄ a `P.BatchNorm` at `flax` (running statistics are its `mean` /
+    `var` leaves). `num_batches_tracked` has no Flax leaf: the family's KeyMap must ignore it."""
+    rules = [Rule(f"{hf}.running_mean", f"{flax}/mean"), Rule(f"{hf}.running_var", f"{flax}/var")]
+    if affine:
+        rules += [Rule(f"{hf}.weight", f"{flax}/scale"), Rule(f"{hf}.bias", f"{flax}/bias")]
+    return rules
+
+
 def layer_norm(hf: str, flax: str, bias: bool = True) -> list[Rule]:
     rules = [Rule(f"{hf}.weight", f"{flax}/scale")]
     if bias:

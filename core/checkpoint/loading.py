@@ -100,7 +100,10 @@ def save_folder(folder, family: registry.Family, config: PretrainedConfig, task:
 def align_prefix(shapes: Mapping[str, tuple], prefix: str, task: str) -> tuple[dict, list]:
     """Match checkpoint names to the model's nesting, as `transformers` does: a base model
     loads from a task checkpoint (the backbone prefix is stripped, head tensors dropped) and a
-    task model loads from a base checkpoint (the prefix is added)."""
+    task model loads from a base checkpoint (the prefix is added). An empty prefix (T5: its
+    task heads hold the backbone's modules directly, not nested) keeps every name as it is."""
+    if not prefix:
+        return {key: key for key in shapes}, []
     dotted = prefix + "."
     has_prefix = any(k.startswith(dotted) for k in shapes)
     renamed, dropped = {}, []

@@ -30,10 +30,7 @@ GLOBAL_DEFAULTS = {
 
 # Options of `transformers` that Rosetta does not implement: key → test "this value is active".
 UNSUPPORTED = {
-    "stop_strings": lambda v: bool(v),
     "max_time": lambda v: v is not None,
-    "no_repeat_ngram_size": lambda v: bool(v),
-    "encoder_no_repeat_ngram_size": lambda v: bool(v),
     "encoder_repetition_penalty": lambda v: v not in (None, 1.0),
     "bad_words_ids": lambda v: bool(v),
     "force_words_ids": lambda v: bool(v),
@@ -41,8 +38,6 @@ UNSUPPORTED = {
     "sequence_bias": lambda v: bool(v),
     "suppress_tokens": lambda v: bool(v),
     "begin_suppress_tokens": lambda v: bool(v),
-    "forced_bos_token_id": lambda v: v is not None,
-    "forced_eos_token_id": lambda v: v is not None,
     "exponential_decay_length_penalty": lambda v: v is not None,
     "renormalize_logits": lambda v: bool(v),
     "remove_invalid_values": lambda v: bool(v),
@@ -91,6 +86,12 @@ class GenerationConfig:
     pad_token_id: Optional[int] = None
     bos_token_id: Optional[int] = None
     eos_token_id: Optional[int | list[int]] = None
+    decoder_start_token_id: Optional[int] = None
+    forced_bos_token_id: Optional[int] = None
+    forced_eos_token_id: Optional[int | list[int]] = None
+    no_repeat_ngram_size: Optional[int] = None
+    encoder_no_repeat_ngram_size: Optional[int] = None
+    stop_strings: Optional[str | list[str]] = None
     extra: dict = dataclasses.field(default_factory=dict)
 
     # -- construction ---------------------------------------------------------------------------
@@ -110,7 +111,8 @@ class GenerationConfig:
         """The token ids of a model config (what `transformers` does without a generation_config.json)."""
         return cls(bos_token_id=getattr(config, "bos_token_id", None),
                    eos_token_id=_as_list_or_int(getattr(config, "eos_token_id", None)),
-                   pad_token_id=getattr(config, "pad_token_id", None))
+                   pad_token_id=getattr(config, "pad_token_id", None),
+                   decoder_start_token_id=getattr(config, "decoder_start_token_id", None))
 
     @classmethod
     def from_pretrained(cls, folder, model_config=None) -> "GenerationConfig":
@@ -175,7 +177,8 @@ class GenerationConfig:
             raise NotImplementedError(
                 f"generation options {active} are not implemented in Rosetta's generate (set: "
                 f"{ {k: self.extra[k] for k in active} }); supported: greedy, sampling (temperature, top_k, "
-                "top_p, min_p), repetition_penalty, beam search (num_beams, length_penalty, early_stopping, "
+                "top_p, min_p), repetition_penalty, no_repeat_ngram_size, encoder_no_repeat_ngram_size, "
+                "stop_strings (with tokenizer=), streamer=, beam search (num_beams, length_penalty, early_stopping, "
                 "num_return_sequences), max/min (new) tokens, eos/pad handling")
         if self.early_stopping not in (True, False, "never"):
             raise ValueError(f"`early_stopping` must be a boolean or 'never', but is {self.early_stopping}.")
@@ -203,6 +206,14 @@ class GenerationConfig:
                 raise ValueError(f"`min_p` has to be a float in the [0, 1] interval, but is {self.min_p}")
         if not self.repetition_penalty > 0:
             raise ValueError(f"`penalty` has to be a strictly positive float, but is {self.repetition_penalty}")
+        for key in ("no_repeat_ngram_size", "encoder_no_repeat_ngram_size"):
+            value = getattr(self, key)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+                raise ValueError(f"`{key}` has to be a non-negative integer (0: off), but is {value!r}")
+        stops = self.stop_strings
+        if stops is not None and not (
+                isinstance(stops, str) or (isinstance(stops, (list, tuple)) and all(isinstance(s, str) for s in stops))):
+            raise ValueError(f"`stop_strings` has to be a string or a list of strings, but is {self.stop_strings!r}")
         for key in ("min_length", "min_new_tokens"):
             value = getattr(self, key)
             if value is not None and (not isinstance(value, int) or value < 0):

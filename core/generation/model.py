@@ -10,6 +10,8 @@ returns, as a numpy array: prompt + new tokens, rows padded with `pad_token_id` 
 """
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import pathlib
 import secrets
 from typing import Mapping, Optional
@@ -19,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
-from core.generation import search
+from core.generation import search, stopping, streaming
 from core.generation.config import GenerationConfig
 from core.modeling import _STATIC, PretrainedModel
 
@@ -76,14 +78,17 @@ class CausalLMModel(PretrainedModel):
 
     # -- generation -------------------------------------------------------------------------------
     def generate(self, input_ids, attention_mask=None, generation_config: Optional[GenerationConfig] = None,
-                 seed: Optional[int] = None, prng_key=None, **kwargs) -> np.ndarray:
+                 seed: Optional[int] = None, prng_key=None, streamer=None, tokenizer=None, **kwargs) -> np.ndarray:
         """Generate continuations of `input_ids` (batch, length) — left-pad a batch of prompts of
         different lengths and pass its `attention_mask`. Options are `transformers`' names
         (max_new_tokens, max_length, min_new_tokens, min_length, do_sample, temperature, top_k,
-        top_p, min_p, repetition_penalty, num_beams, length_penalty, early_stopping,
+        top_p, min_p, repetition_penalty, no_repeat_ngram_size, encoder_no_repeat_ngram_size,
+        stop_strings (needs `tokenizer=`), num_beams, length_penalty, early_stopping,
         num_return_sequences, eos_token_id, pad_token_id), over `generation_config`, over
         `self.generation_config`. Sampling draws from `prng_key` (a jax key) or `seed`; with
-        neither, from a fresh random seed.
+        neither, from a fresh random seed. `streamer` (an object with put/end, see
+        `core.generation.streaming`) receives the prompt, then each step's tokens (greedy and
+        sampling), then `end()`.
 
         Returns int64 numpy (batch * num_return_sequences, prompt + generated): like
         `transformers`, the output stops at the longest row, and rows that finished earlier are
@@ -141,6 +146,7 @@ class CausalLMModel(PretrainedModel):
             prng_key = jax.random.key(secrets.randbits(32) if seed is None else seed)
         beam = cfg.num_beams > 1
         min_length = int(min_length or 0)
+        feature_plan, feature_knobs = generation_features(cfg, tokenizer, streamer, ids)
         knobs = search.Knobs(
             temperature=jnp.float32(cfg.temperature), top_p=jnp.float32(cfg.top_p),
             min_p=jnp.float32(cfg.min_p if cfg.min_p is not None else 0.0),
@@ -148,7 +154,7 @@ class CausalLMModel(PretrainedModel):
             pad_token_id=jnp.int32(0 if pad is None else pad),
             # transformers: `pad_token_id or eos_token_id[0] if eos_token_id is not None else -1`
             beam_fill=jnp.int32((pad if pad else eos[0]) if eos else -1),
-            eos_token_ids=jnp.asarray(eos, jnp.int32))
+            eos_token_ids=jnp.asarray(eos, jnp.int32), **feature_knobs)
         plan = search.Plan(
             max_length=max_length, n_eos=len(eos), do_sample=bool(cfg.do_sample),
             top_k=int(cfg.top_k or 0) if cfg.do_sample else 0,
@@ -158,12 +164,13 @@ class CausalLMModel(PretrainedModel):
             use_repetition_penalty=cfg.repetition_penalty != 1.0, use_min_length=min_length > 0,
             min_tokens_to_keep=((len(eos) + 1 if eos else 2) if beam else 1), num_beams=cfg.num_beams,
             num_return_sequences=cfg.num_return_sequences, early_stopping=cfg.early_stopping,
-            length_penalty_positive=cfg.length_penalty > 0.0)
+            length_penalty_positive=cfg.length_penalty > 0.0, **feature_plan)
         args = (jnp.asarray(ids), jnp.asarray(mask), jnp.asarray(positions), jnp.asarray(prompt_ignore), prng_key,
                 knobs)
         if not beam:
-            sequences, length = search.decode(self.module, plan, self.params, *args)
-            return np.asarray(sequences, np.int64)[:, :int(length)]
+            with streaming_session(streamer, knobs, ids) as knobs:
+                sequences, length = search.decode(self.module, plan, self.params, *args[:-1], knobs)
+                return np.asarray(sequences, np.int64)[:, :int(length)]
         # g ** length_penalty in double precision, as transformers' Python arithmetic computes it.
         table = np.array([float(g) ** cfg.length_penalty if g else 1.0 for g in range(max_length - prompt_len + 2)],
                          np.float32)
@@ -183,3 +190,43 @@ class CausalLMModel(PretrainedModel):
             limit = getattr(self.config, "max_position_embeddings", None)
             return min(length, limit) if limit is not None else length
         return cfg.max_length
+
+
+def generation_features(cfg: GenerationConfig, tokenizer, streamer, encoder_ids):
+    """The Plan and Knobs fields of no_repeat_ngram_size, encoder_no_repeat_ngram_size (over
+    `encoder_ids`, one row per hypothesis: the prompt for decoder-only models), stop_strings and
+    the streamer."""
+    plan, knobs = {}, {}
+    if cfg.no_repeat_ngram_size:
+        plan["no_repeat_ngram_size"] = int(cfg.no_repeat_ngram_size)
+    # transformers skips it when the encoder ids hold negative dummies.
+    if cfg.encoder_no_repeat_ngram_size and not (np.asarray(encoder_ids) < 0).any():
+        plan["encoder_no_repeat_ngram_size"] = int(cfg.encoder_no_repeat_ngram_size)
+        knobs["encoder_ids"] = jnp.asarray(np.asarray(encoder_ids, np.int32))
+    if cfg.stop_strings is not None:
+        table = stopping.build_table(tokenizer, cfg.stop_strings)
+        plan["stop"] = table.dims
+        knobs["stop_table"] = jnp.asarray(table.table)
+        knobs["stop_target_lens"] = jnp.asarray(table.target_lens)
+    if streamer is not None:
+        if cfg.num_beams > 1:
+            raise ValueError("`streamer` cannot be used with beam search (yet!). Make sure that `num_beams` is set "
+                             "to 1.")
+        streaming.check_streamer(streamer)
+        plan["stream"] = True
+    return plan, knobs
+
+
+@contextlib.contextmanager
+def streaming_session(streamer, knobs, prompt_ids):
+    """Puts the prompt, registers the streamer for the loop's callbacks (yields the knobs with
+    its id), and ends it once every callback has run."""
+    if streamer is None:
+        yield knobs
+        return
+    streamer.put(np.asarray(prompt_ids, np.int64))
+    stream_id = streaming.register(streamer)
+    try:
+        yield dataclasses.replace(knobs, stream_id=jnp.int32(stream_id))
+    finally:
+        streaming.finish(stream_id)

@@ -72,3 +72,56 @@ def min_p(scores, p, min_tokens_to_keep: int = 1):
     # "probability >= the k-th largest".
     remove = remove & (probs < kth)
     return jnp.where(remove, NEG_INF, scores)
+
+
+def forced_token(scores, token_ids, active):
+    """ForcedBOSTokenLogitsProcessor / ForcedEOSTokenLogitsProcessor: where `active`, every score
+    is -inf except 0 for the token(s) `token_ids`."""
+    allowed = jnp.isin(jnp.arange(scores.shape[-1]), jnp.reshape(jnp.asarray(token_ids, jnp.int32), (-1,)))
+    forced = jnp.where(allowed[None, :], 0.0, NEG_INF)
+    return jnp.where(active, jnp.asarray(forced, scores.dtype), scores)
+
+
+def _ban(scores, tokens, hit):
+    """-inf at `tokens` (rows, n) of each row where `hit` (rows, n)."""
+    rows, vocab = scores.shape
+    tokens = jnp.where(hit, jnp.clip(tokens, 0, vocab), vocab)
+    banned = jnp.zeros((rows, vocab + 1), bool).at[jnp.arange(rows)[:, None], tokens].set(True)[:, :vocab]
+    return jnp.where(banned, NEG_INF, scores)
+
+
+def _ngram_windows(ids, n: int):
+    """Every window of n consecutive tokens: (rows, length - n + 1, n)."""
+    starts = ids.shape[1] - n + 1
+    return jnp.stack([ids[:, k:k + starts] for k in range(n)], axis=-1)
+
+
+def _ngram_prefix_match(windows, sequences, cur_len, n: int):
+    """Whether each window's first n - 1 tokens equal the last n - 1 tokens of `sequences[:, :cur_len]`."""
+    if n == 1:
+        return jnp.ones(windows.shape[:2], bool)
+    prefix = jax.lax.dynamic_slice_in_dim(sequences, jnp.maximum(cur_len - (n - 1), 0), n - 1, axis=1)
+    return jnp.all(windows[:, :, :-1] == prefix[:, None, :], axis=-1)
+
+
+def no_repeat_ngram(scores, sequences, cur_len, n: int):
+    """NoRepeatNGramLogitsProcessor: a token that would repeat an n-gram of `sequences[:, :cur_len]`
+    (prompt and its padding included, as transformers counts them) is impossible. Static shapes:
+    every window of the (rows, max_length) buffer, those past `cur_len` masked out."""
+    length = sequences.shape[1]
+    if length < n:
+        return scores
+    windows = _ngram_windows(sequences, n)
+    inside = jnp.arange(windows.shape[1])[None, :] + n <= cur_len
+    hit = inside & _ngram_prefix_match(windows, sequences, cur_len, n) & (cur_len + 1 >= n)
+    return _ban(scores, windows[:, :, -1], hit)
+
+
+def encoder_no_repeat_ngram(scores, encoder_ids, sequences, cur_len, n: int):
+    """EncoderNoRepeatNGramLogitsProcessor: a token that would complete an n-gram of the encoder
+    input (`encoder_ids`, one row per hypothesis; the prompt for decoder-only models) is impossible."""
+    if encoder_ids.shape[1] < n:
+        return scores
+    windows = _ngram_windows(encoder_ids, n)
+    hit = _ngram_prefix_match(windows, sequences, cur_len, n) & (cur_len + 1 >= n)
+    return _ban(scores, windows[:, :, -1], hit)

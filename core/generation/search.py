@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 
 from core.generation import processors as proc
+from core.generation import stopping, streaming
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,6 +40,13 @@ class Plan:
     num_return_sequences: int = 1
     early_stopping: bool | str = False
     length_penalty_positive: bool = False
+    encoder_decoder: bool = False    # seq2seq: `module.decode` with a cross-attention cache
+    forced_bos: bool = False         # ForcedBOSTokenLogitsProcessor (token id in Knobs)
+    forced_eos: bool = False         # ForcedEOSTokenLogitsProcessor (token ids in Knobs)
+    no_repeat_ngram_size: int = 0    # NoRepeatNGramLogitsProcessor (0: off)
+    encoder_no_repeat_ngram_size: int = 0   # EncoderNoRepeatNGramLogitsProcessor (ids in Knobs)
+    stop: tuple = ()                 # StopStringCriteria: `stopping.StopStringTable.dims` (table in Knobs)
+    stream: bool = False             # push each step's tokens to the host streamer (`streaming`)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,14 +60,26 @@ class Knobs:
     pad_token_id: jax.Array      # fill of finished rows and of the buffer's unused tail
     beam_fill: jax.Array         # transformers' fill value of beam outputs
     eos_token_ids: jax.Array     # int32 (n_eos,)
+    forced_bos_token_id: jax.Array = 0
+    forced_eos_token_ids: jax.Array = 0
+    encoder_ids: jax.Array = 0       # (rows, encoder length) int32: encoder_no_repeat_ngram_size's source
+    stop_table: jax.Array = 0        # stopping.StopStringTable.table
+    stop_target_lens: jax.Array = 0
+    stream_id: jax.Array = 0         # int32: which registered streamer receives the tokens
 
 
 jax.tree_util.register_dataclass(Knobs)
 
 
-def _forward(module, params, input_ids, slot_mask, position_ids, cache, cache_index):
-    out = module.apply({"params": params}, input_ids=input_ids, attention_mask=slot_mask, position_ids=position_ids,
-                       cache=cache, cache_index=cache_index, logits_to_keep=1)
+def _forward(module, params, input_ids, slot_mask, position_ids, cache, cache_index, context=None):
+    """One forward with the cache. `context` (encoder-decoders): (encoder last hidden state, its
+    attention mask); the cross-attention keys/values are already in the cache."""
+    if context is not None:
+        out = module.apply({"params": params}, input_ids, None, context[1], slot_mask, cache, cache_index, False,
+                           logits_to_keep=1, method="decode")
+    else:
+        out = module.apply({"params": params}, input_ids=input_ids, attention_mask=slot_mask,
+                           position_ids=position_ids, cache=cache, cache_index=cache_index, logits_to_keep=1)
     return jnp.asarray(out.logits[:, -1], jnp.float32), out.cache
 
 
@@ -67,8 +87,17 @@ def _process(plan: Plan, knobs: Knobs, scores, sequences, cur_len, prompt_ignore
     """The processors `transformers` builds for these settings, in its order."""
     if plan.use_repetition_penalty:
         scores = proc.repetition_penalty(scores, sequences, cur_len, prompt_ignore, knobs.repetition_penalty)
+    if plan.no_repeat_ngram_size:
+        scores = proc.no_repeat_ngram(scores, sequences, cur_len, plan.no_repeat_ngram_size)
+    if plan.encoder_no_repeat_ngram_size:
+        scores = proc.encoder_no_repeat_ngram(scores, knobs.encoder_ids, sequences, cur_len,
+                                              plan.encoder_no_repeat_ngram_size)
     if plan.n_eos and plan.use_min_length:
         scores = proc.min_length(scores, cur_len, knobs.min_length, knobs.eos_token_ids)
+    if plan.forced_bos:
+        scores = proc.forced_token(scores, knobs.forced_bos_token_id, cur_len == 1)
+    if plan.forced_eos:
+        scores = proc.forced_token(scores, knobs.forced_eos_token_ids, cur_len == plan.max_length - 1)
     if warp:
         if plan.use_temperature:
             scores = proc.temperature(scores, knobs.temperature)
@@ -81,23 +110,41 @@ def _process(plan: Plan, knobs: Knobs, scores, sequences, cur_len, prompt_ignore
     return scores
 
 
-def _prefill(module, params, plan, input_ids, attention_mask, position_ids):
+def _prefill(module, params, plan, input_ids, attention_mask, position_ids, context=None):
+    """The prompt (decoder-only) or the decoder start tokens (encoder-decoder: the encoder
+    output's keys/values of every layer go into the cross-attention cache here)."""
     rows, prompt_len = input_ids.shape
     slot_mask = jnp.concatenate(
         [attention_mask, jnp.ones((rows, plan.max_length - prompt_len), attention_mask.dtype)], axis=1)
-    cache = module.init_cache(rows, plan.max_length)
-    logits, cache = _forward(module, params, input_ids, slot_mask, position_ids, cache, 0)
-    return logits, cache, slot_mask
+    if context is None:
+        cache = module.init_cache(rows, plan.max_length)
+        logits, cache = _forward(module, params, input_ids, slot_mask, position_ids, cache, 0)
+        return logits, cache, slot_mask
+    cache = module.init_cache(rows, plan.max_length, context[0].shape[1])
+    out = module.apply({"params": params}, input_ids, context[0], context[1], slot_mask, cache, 0, True,
+                       logits_to_keep=1, method="decode")
+    return jnp.asarray(out.logits[:, -1], jnp.float32), out.cache, slot_mask
+
+
+def _stop_string_hits(plan: Plan, knobs: Knobs, sequences, cur_len):
+    """StopStringCriteria on `sequences[:, :cur_len]` (see `stopping.check`)."""
+    length = plan.stop[-1]
+    index = cur_len - 1 - jnp.arange(length)
+    tokens = jnp.take(sequences, jnp.clip(index, 0, None), axis=1)
+    dummy = knobs.stop_table.shape[0] - 1
+    flipped = jnp.where(index[None, :] >= 0, tokens, dummy)
+    return stopping.check(jnp, knobs.stop_table, knobs.stop_target_lens, plan.stop, flipped)
 
 
 # -- greedy and sampling ---------------------------------------------------------------------------
 
 @functools.partial(jax.jit, static_argnames=("module", "plan"))
-def decode(module, plan: Plan, params, input_ids, attention_mask, position_ids, prompt_ignore, rng, knobs: Knobs):
+def decode(module, plan: Plan, params, input_ids, attention_mask, position_ids, prompt_ignore, rng, knobs: Knobs,
+           context=None):
     """Greedy (argmax) or multinomial sampling. Returns (sequences (rows, max_length), length)."""
     rows, prompt_len = input_ids.shape
     max_length = plan.max_length
-    logits, cache, slot_mask = _prefill(module, params, plan, input_ids, attention_mask, position_ids)
+    logits, cache, slot_mask = _prefill(module, params, plan, input_ids, attention_mask, position_ids, context)
     pad = jnp.asarray(knobs.pad_token_id, input_ids.dtype)
     sequences = jnp.concatenate([input_ids, jnp.full((rows, max_length - prompt_len), pad, input_ids.dtype)], axis=1)
     last_position = position_ids[:, -1]
@@ -112,9 +159,15 @@ def decode(module, plan: Plan, params, input_ids, attention_mask, position_ids, 
             tokens = jnp.argmax(scores, axis=-1)
         tokens = jnp.asarray(tokens, sequences.dtype)
         if eos is not None:
+            # transformers pads finished rows only when an eos criterion exists.
             tokens = jnp.where(unfinished, tokens, pad)
-            unfinished = unfinished & ~jnp.isin(tokens, eos)
+        if plan.stream:
+            streaming.emit(knobs.stream_id, tokens)
         sequences = jax.lax.dynamic_update_slice(sequences, tokens[:, None], (0, cur_len))
+        if plan.stop:
+            unfinished = unfinished & ~_stop_string_hits(plan, knobs, sequences, cur_len + 1)
+        if eos is not None:
+            unfinished = unfinished & ~jnp.isin(tokens, eos)
         return cur_len + 1, sequences, unfinished, rng
 
     def cond(state):
@@ -128,7 +181,7 @@ def decode(module, plan: Plan, params, input_ids, attention_mask, position_ids, 
         def next_logits(cache):
             token = jax.lax.dynamic_slice_in_dim(sequences, cur_len - 1, 1, axis=1)
             positions = (last_position + (cur_len - prompt_len))[:, None]
-            return _forward(module, params, token, slot_mask, positions, cache, cur_len - 1)
+            return _forward(module, params, token, slot_mask, positions, cache, cur_len - 1, context)
 
         # The forward of the token just chosen only when the loop goes on (no wasted last step).
         logits, cache = jax.lax.cond((cur_len < max_length) & jnp.any(unfinished), next_logits,
@@ -150,7 +203,7 @@ def _gather_beams(x, indices):
 
 @functools.partial(jax.jit, static_argnames=("module", "plan"))
 def beam_search(module, plan: Plan, params, input_ids, attention_mask, position_ids, prompt_ignore, rng,
-                knobs: Knobs, length_penalty_table):
+                knobs: Knobs, length_penalty_table, context=None):
     """`transformers`' vectorised beam search (`_beam_search`), one step per loop iteration.
 
     `input_ids` etc. are already expanded to (batch * num_beams, prompt_len). `length_penalty_table[g]`
@@ -167,7 +220,7 @@ def beam_search(module, plan: Plan, params, input_ids, attention_mask, position_
     early_true = plan.early_stopping is True
     generated_max = max_length - prompt_len
 
-    logits, cache, slot_mask = _prefill(module, params, plan, input_ids, attention_mask, position_ids)
+    logits, cache, slot_mask = _prefill(module, params, plan, input_ids, attention_mask, position_ids, context)
     last_position = position_ids[:, -1]
 
     running_sequences = jnp.full((batch, num_beams, max_length), knobs.beam_fill, jnp.int32)
@@ -216,6 +269,9 @@ def beam_search(module, plan: Plan, params, input_ids, attention_mask, position_
         hits = jnp.broadcast_to(cur_len + 1 >= max_length, topk_ids.shape)
         if eos is not None:
             hits = hits | jnp.isin(topk_ids, eos)
+        if plan.stop:
+            flat = jnp.reshape(topk_running_sequences, (batch * beams_to_keep, max_length))
+            hits = hits | jnp.reshape(_stop_string_hits(plan, knobs, flat, cur_len + 1), topk_ids.shape)
 
         # _get_running_beams_for_next_iteration
         topk_running_log_probs = topk_log_probs + jnp.asarray(hits, jnp.float32) * -1.0e9
@@ -275,7 +331,7 @@ def beam_search(module, plan: Plan, params, input_ids, attention_mask, position_
             tokens = jnp.reshape(jax.lax.dynamic_index_in_dim(running_sequences, cur_len - 1, axis=2,
                                                               keepdims=False), (rows, 1))
             positions = (last_position + (cur_len - prompt_len))[:, None]
-            return _forward(module, params, tokens, slot_mask, positions, cache, cur_len - 1)
+            return _forward(module, params, tokens, slot_mask, positions, cache, cur_len - 1, context)
 
         logits, cache = jax.lax.cond(done, lambda cache: (logits, cache), next_logits, cache)
         return state[:9] + (cache,) + state[10:], logits

@@ -282,3 +282,166 @@ class Repeat(nn.Module):
         )
         kwargs = dict(self.block_kwargs or {})
         return scanned(**kwargs, name="block")(carry, *args)
+
+
+# -- convolution and group normalisation (channels-last, as Flax) ---------------------------------
+
+def conv_padding(padding, in_sizes, kernel_size, strides, dilation) -> list:
+    """Flax's padding argument → explicit (low, high) pairs per spatial dim. Accepts "SAME"
+    (lax's rule: out = ceil(in / stride), the odd pad at the end), "VALID", "CAUSAL" (1-D),
+    an int (the same on both sides of every dim), a sequence of ints (per dim, both sides) or
+    of (low, high) pairs. Every twin resolves padding with this same rule."""
+    n = len(kernel_size)
+    if isinstance(padding, str):
+        mode = padding.upper()
+        if mode == "VALID":
+            return [(0, 0)] * n
+        if mode == "SAME":
+            pads = []
+            for size, k, s, d in zip(in_sizes, kernel_size, strides, dilation):
+                out = -(-size // s)
+                total = max((out - 1) * s + (k - 1) * d + 1 - size, 0)
+                pads.append((total // 2, total - total // 2))
+            return pads
+        if mode == "CAUSAL":
+            if n != 1:
+                raise ValueError("Conv: padding='CAUSAL' is for 1-D convolutions")
+            return [((kernel_size[0] - 1) * dilation[0], 0)]
+        raise ValueError(f"Conv: unknown padding {padding!r}; use 'SAME', 'VALID', 'CAUSAL', ints or pairs")
+    if isinstance(padding, int):
+        return [(padding, padding)] * n
+    pads = [(p, p) if isinstance(p, int) else tuple(p) for p in padding]
+    if len(pads) != n or any(len(p) != 2 for p in pads):
+        raise ValueError(f"Conv: padding {padding!r} does not give one (low, high) pair per spatial dim ({n})")
+    return [(int(lo), int(hi)) for lo, hi in pads]
+
+
+def _tuple(value, n: int, name: str) -> tuple:
+    if isinstance(value, int):
+        return (value,) * n
+    value = tuple(int(v) for v in value)
+    if len(value) != n:
+        raise ValueError(f"Conv: {name}={value} needs {n} entries (one per spatial dim)")
+    return value
+
+
+class Conv(nn.Module):
+    """N-D convolution of channels-last inputs (batch, *spatial, in_features), as `nn.Conv`:
+    kernel stored (*kernel_size, in_features // feature_group_count, features), bias
+    (features,). `padding`: see `conv_padding`. The number of spatial dims is len(kernel_size)
+    (an int kernel_size means 1-D)."""
+
+    features: int
+    in_features: int
+    kernel_size: Any
+    strides: Any = 1
+    padding: Any = "VALID"
+    kernel_dilation: Any = 1
+    feature_group_count: int = 1
+    use_bias: bool = True
+    init_std: float = 0.02
+    dtype: Dtype = jnp.float32
+    param_dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: Array) -> Array:
+        _check_features(x, self.in_features, "Conv")
+        kernel_size = _tuple(self.kernel_size, 1, "kernel_size") if isinstance(self.kernel_size, int) \
+            else tuple(self.kernel_size)
+        n = len(kernel_size)
+        if x.ndim != n + 2:
+            raise ValueError(f"Conv: expected input (batch, {n} spatial dims, features), got shape {x.shape}")
+        groups = self.feature_group_count
+        if self.in_features % groups or self.features % groups:
+            raise ValueError(f"Conv: feature_group_count={groups} must divide in_features={self.in_features} "
+                             f"and features={self.features}")
+        strides = _tuple(self.strides, n, "strides")
+        dilation = _tuple(self.kernel_dilation, n, "kernel_dilation")
+        kernel = self.param("kernel", normal_init(self.init_std),
+                            kernel_size + (self.in_features // groups, self.features), self.param_dtype)
+        pads = conv_padding(self.padding, x.shape[1:-1], kernel_size, strides, dilation)
+        lhs = (0, n + 1) + tuple(range(1, n + 1))
+        numbers = jax.lax.ConvDimensionNumbers(lhs, (n + 1, n) + tuple(range(n)), lhs)
+        y = jax.lax.conv_general_dilated(jnp.asarray(x, self.dtype), jnp.asarray(kernel, self.dtype), strides,
+                                         pads, rhs_dilation=dilation, dimension_numbers=numbers,
+                                         feature_group_count=groups)
+        if self.use_bias:
+            bias = self.param("bias", zeros_init(), (self.features,), self.param_dtype)
+            y = y + jnp.asarray(bias, self.dtype)
+        return y
+
+
+class GroupNorm(nn.Module):
+    """Group normalisation of channels-last inputs (batch, ..., features): statistics per
+    example and group over every non-batch axis, two-pass, in float32 (as torch's GroupNorm on
+    channels-first data). `affine` adds `scale` and `bias` (features,)."""
+
+    num_groups: int
+    features: int
+    eps: float = 1e-5
+    affine: bool = True
+    dtype: Dtype = jnp.float32
+    param_dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: Array) -> Array:
+        _check_features(x, self.features, "GroupNorm")
+        if self.features % self.num_groups:
+            raise ValueError(f"GroupNorm: num_groups={self.num_groups} must divide features={self.features}")
+        shape = x.shape
+        n = len(shape)
+        x32 = jnp.reshape(jnp.asarray(x, jnp.float32), shape[:-1] + (self.num_groups, self.features // self.num_groups))
+        axes = tuple(range(1, n - 1)) + (n,)
+        mean = jnp.mean(x32, axis=axes, keepdims=True)
+        var = jnp.mean(jnp.square(x32 - mean), axis=axes, keepdims=True)
+        y = jnp.reshape((x32 - mean) * jax.lax.rsqrt(var + self.eps), shape)
+        if self.affine:
+            y = y * jnp.asarray(self.param("scale", ones_init(), (self.features,), self.param_dtype), jnp.float32)
+            y = y + jnp.asarray(self.param("bias", zeros_init(), (self.features,), self.param_dtype), jnp.float32)
+        return jnp.asarray(y, self.dtype)
+
+
+class BatchNorm(nn.Module):
+    """Batch normalisation of channels-last inputs over every axis but the last, with its
+    running statistics as explicit state (no mutable collection).
+
+    The statistics are leaves of the params tree, `mean` and `var` (features,), so checkpoints
+    load and save them like weights (torch's running_mean / running_var); they never receive
+    gradients (`stop_gradient`), and an optimizer must leave them out (mask them). The call
+    returns `(y, (mean, var))`: with `use_running_average` (inference) the stored statistics
+    normalise and come back unchanged; without it (training) the batch's statistics normalise
+    and the returned pair is the updated running average, torch's rule (momentum 0.1 = weight
+    of the new batch, unbiased batch variance), for the caller to write back into the params.
+    """
+
+    features: int
+    eps: float = 1e-5
+    momentum: float = 0.1
+    affine: bool = True
+    dtype: Dtype = jnp.float32
+    param_dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: Array, use_running_average: bool = True):
+        _check_features(x, self.features, "BatchNorm")
+        running_mean = self.param("mean", zeros_init(), (self.features,), self.param_dtype)
+        running_var = self.param("var", ones_init(), (self.features,), self.param_dtype)
+        x32 = jnp.asarray(x, jnp.float32)
+        if use_running_average:
+            mean = jax.lax.stop_gradient(jnp.asarray(running_mean, jnp.float32))
+            var = jax.lax.stop_gradient(jnp.asarray(running_var, jnp.float32))
+            new_stats = (running_mean, running_var)
+        else:
+            axes = tuple(range(x.ndim - 1))
+            mean = jnp.mean(x32, axis=axes)
+            var = jnp.mean(jnp.square(x32 - mean), axis=axes)
+            count = x.size // self.features
+            unbiased = jax.lax.stop_gradient(var) * (count / max(count - 1, 1))
+            m = self.momentum
+            new_stats = (jnp.asarray((1 - m) * running_mean + m * jax.lax.stop_gradient(mean), self.param_dtype),
+                         jnp.asarray((1 - m) * running_var + m * unbiased, self.param_dtype))
+        y = (x32 - mean) * jax.lax.rsqrt(var + self.eps)
+        if self.affine:
+            y = y * jnp.asarray(self.param("scale", ones_init(), (self.features,), self.param_dtype), jnp.float32)
+            y = y + jnp.asarray(self.param("bias", zeros_init(), (self.features,), self.param_dtype), jnp.float32)
+        return jnp.asarray(y, self.dtype), new_stats

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import warnings
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
 
+from . import chat as _chat
 from .settings import SPECIAL_TOKEN_NAMES, TokenizerSettings
 
 logger = logging.getLogger(__name__)
@@ -179,6 +181,19 @@ class PreTrainedTokenizer:
         self.extra_special_tokens = list(settings.extra_special_tokens)
         # transformers warns once per tokenizer about a sequence longer than model_max_length.
         self._warned_about_long_sequence = False
+        # A template string, or {name: template}; see core/tokenization/chat.py.
+        self.chat_template = _chat.load_chat_template(settings.name_or_path, settings.config) if os.path.isdir(
+            str(settings.name_or_path)) else settings.config.get("chat_template")
+
+    def apply_chat_template(self, conversation, tools=None, documents=None, chat_template=None,
+                            add_generation_prompt: bool = False, continue_final_message: bool | str = False,
+                            tokenize: bool = True, **kwargs):
+        """Renders a chat (a list of {"role", "content"} messages, or a batch of chats) with the
+        tokenizer's chat template, as transformers' `apply_chat_template` (see core/tokenization/chat.py);
+        with `tokenize` (default) returns the encoding (`return_dict=False`: the ids)."""
+        return _chat.apply_chat_template(self, conversation, tools=tools, documents=documents,
+                                         chat_template=chat_template, add_generation_prompt=add_generation_prompt,
+                                         continue_final_message=continue_final_message, tokenize=tokenize, **kwargs)
 
     # ---- backend interface -------------------------------------------------------------------
 

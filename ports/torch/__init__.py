@@ -21,7 +21,8 @@ from ports.torch.runtime.module import Module, port_module
 
 __all__ = ["AutoConfig", "AutoModel", "AutoModelForMaskedLM", "AutoModelForSequenceClassification",
            "AutoModelForTokenClassification", "AutoModelForQuestionAnswering", "AutoModelForMultipleChoice",
-           "AutoModelForPreTraining", "AutoModelForCausalLM", "Module", "model_class"]
+           "AutoModelForPreTraining", "AutoModelForCausalLM", "AutoModelForSeq2SeqLM", "AutoModelForImageClassification",
+           "AutoModelForMaskedImageModeling", "Module", "model_class"]
 
 
 def model_class(model_type: str, task: str) -> type:
@@ -90,3 +91,15 @@ class AutoModelForPreTraining(_AutoModel):
 
 class AutoModelForCausalLM(_AutoModel):
     task = "causal-lm"
+
+
+class AutoModelForSeq2SeqLM(_AutoModel):
+    task = "seq2seq-lm"
+
+
+class AutoModelForImageClassification(_AutoModel):
+    task = "image-classification"
+
+
+class AutoModelForMaskedImageModeling(_AutoModel):
+    task = "masked-image-modeling"

@@ -28,6 +28,9 @@ from core import outputs, registry
 from core.checkpoint import keymap as km
 from core.checkpoint import loading
 from core.configuration import PretrainedConfig
+from core.generation import host
+from core.generation.config import GenerationConfig
+from ports.torch.runtime import ops
 
 _PORT = __name__.rsplit(".runtime", 1)[0]          # "ports.torch"
 
@@ -65,36 +68,58 @@ def numpy_dtype(dtype: torch.dtype) -> np.dtype:
 # -- the Flax-layout view -------------------------------------------------------------------------
 
 class Leaf:
-    """One Flax leaf backed by one torch parameter (transposed for Dense kernels)."""
+    """One Flax leaf backed by one torch parameter, in the twin's layout: `transposed` is False
+    (the same layout), True (axes reversed: Dense kernels) or a permutation `perm` with
+    flax = torch_value.permute(perm) (Conv kernels: torch (out, in, *k) → Flax (*k, in, out))."""
 
-    def __init__(self, owner: nn.Module, attr: str, transposed: bool):
+    def __init__(self, owner: nn.Module, attr: str, transposed):
         self.owner, self.attr, self.transposed = owner, attr, transposed
 
     @property
     def param(self) -> nn.Parameter:
         return self.owner._parameters[self.attr]
 
+    def _perm(self, ndim: int):
+        if self.transposed is True:
+            return tuple(reversed(range(ndim)))
+        if self.transposed is False or self.transposed is None:
+            return None
+        return tuple(self.transposed)
+
+    def _to_flax(self, value: torch.Tensor) -> torch.Tensor:
+        perm = self._perm(value.ndim)
+        return value if perm is None else value.permute(perm)
+
+    def _from_flax(self, value: torch.Tensor) -> torch.Tensor:
+        perm = self._perm(value.ndim)
+        if perm is None:
+            return value
+        inverse = [0] * len(perm)
+        for i, p in enumerate(perm):
+            inverse[p] = i
+        return value.permute(inverse)
+
     @property
     def shape(self) -> tuple:
         shape = tuple(self.param.shape)
-        return shape[::-1] if self.transposed else shape
+        perm = self._perm(len(shape))
+        return shape if perm is None else tuple(shape[p] for p in perm)
 
     @property
     def dtype(self) -> torch.dtype:
         return self.param.dtype
 
     def get(self) -> torch.Tensor:
-        value = self.param.detach()
-        return value.T if self.transposed else value
+        return self._to_flax(self.param.detach())
 
     def grad(self) -> Optional[torch.Tensor]:
         g = self.param.grad
-        return None if g is None else (g.T if self.transposed else g)
+        return None if g is None else self._to_flax(g)
 
     def set(self, value: torch.Tensor, assign: bool = False) -> None:
         """Copy `value` (Flax layout) in; `assign` makes it the parameter's storage instead
         (used when the module was built on the meta device: no second copy of the weights)."""
-        value = value.T if self.transposed else value
+        value = self._from_flax(value)
         old = self.param
         if assign:
             self.owner._parameters[self.attr] = nn.Parameter(value.to(old.dtype).contiguous(),
@@ -279,14 +304,71 @@ class Module(nn.Module):
         if unloaded:
             raise RuntimeError(f"{cls.__name__}: parameters outside the Flax view were not loaded: {unloaded}")
         model.load_report = {"dropped": loaded.dropped, "initialised": loaded.new_head}
+        if hasattr(model, "init_cache"):
+            model.generation_config = GenerationConfig.from_pretrained(folder, config)
         return model.eval()
 
     def save_pretrained(self, folder, max_shard_size: int | str = "5GB"):
         """Write config.json and safetensors that `transformers` (and the JAX model) load."""
         config = self.config
         family = registry.family(config.model_type)
-        return loading.save_folder(folder, family, config, type(self).head_task(config), self.export_flax(),
-                                   max_shard_size)
+        folder = loading.save_folder(folder, family, config, type(self).head_task(config), self.export_flax(),
+                                     max_shard_size)
+        if hasattr(self, "init_cache"):
+            self._generation_defaults().save_pretrained(folder)
+        return folder
+
+    # -- generation ---------------------------------------------------------------------------------
+    def _generation_defaults(self) -> GenerationConfig:
+        return getattr(self, "generation_config", None) or GenerationConfig.from_model_config(self.config)
+
+    @torch.no_grad()
+    def generate(self, input_ids, attention_mask=None, generation_config: Optional[GenerationConfig] = None,
+                 seed: Optional[int] = None, streamer=None, tokenizer=None, **kwargs) -> torch.Tensor:
+        """`transformers`' `generate` for a causal-LM head (one with `init_cache`): greedy,
+        sampling and beam search with the same options as `core`'s `CausalLMModel.generate`;
+        returns prompt + new tokens (int64). The model steps in torch with its KV cache updated
+        in place; tokens are chosen by `core.generation.host` (greedy and beam outputs equal
+        JAX's and `transformers`')."""
+        if not hasattr(self, "init_cache"):
+            raise TypeError(f"{type(self).__name__} cannot generate: only causal-LM heads (with a KV cache) do")
+        config = self._generation_defaults().merged(generation_config, **kwargs)
+        device = _param_device(self)
+
+        def forward(ids, slot_mask, positions, cache, index):
+            as_tensor = lambda a: torch.as_tensor(a, dtype=torch.int64, device=device)   # noqa: E731
+            out = self(input_ids=as_tensor(ids), attention_mask=as_tensor(slot_mask),
+                       position_ids=as_tensor(positions), cache=cache, cache_index=index, logits_to_keep=1)
+            return to_numpy(out.logits[:, -1].float()), out.cache
+
+        def reorder(cache, beam_idx):
+            index = torch.as_tensor(beam_idx, dtype=torch.int64, device=device)
+            return _tree_map(lambda c: torch.index_select(c, 1, index), cache)
+
+        was_training = self.training
+        self.eval()
+        try:
+            with ops.inplace_updates():
+                tokens = host.generate(forward, self.init_cache, reorder, config, _host(input_ids),
+                                       None if attention_mask is None else _host(attention_mask),
+                                       self.config.vocab_size, getattr(self.config, "max_position_embeddings", None),
+                                       getattr(self.config, "max_position_embeddings", None), seed,
+                                       streamer, tokenizer)
+        finally:
+            self.train(was_training)
+        return torch.as_tensor(tokens)
+
+
+def _host(x) -> np.ndarray:
+    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+
+
+def _tree_map(fn, tree):
+    if isinstance(tree, (tuple, list)):
+        return type(tree)(_tree_map(fn, t) for t in tree)
+    if isinstance(tree, dict):
+        return {k: _tree_map(fn, v) for k, v in tree.items()}
+    return None if tree is None else fn(tree)
 
 
 def port_module(family: registry.Family):

@@ -53,6 +53,7 @@ JAX_NAMES = {
     "jax.numpy.zeros": "zeros",
     "jax.numpy.ones": "ones",
     "jax.numpy.zeros_like": "zeros_like",
+    "jax.numpy.full": "full",
     "jax.numpy.full_like": "full_like",
     # shapes
     "jax.numpy.shape": "shape",
@@ -79,6 +80,7 @@ JAX_NAMES = {
     "jax.numpy.maximum": "maximum",
     "jax.numpy.clip": "clip",
     "jax.numpy.where": "where",
+    "jax.numpy.equal": "equal",
     "jax.numpy.not_equal": "not_equal",
     "jax.numpy.logical_and": "logical_and",
     "jax.numpy.logical_not": "logical_not",
@@ -95,6 +97,7 @@ JAX_NAMES = {
     "jax.numpy.einsum": "einsum",
     # jax.nn
     "jax.nn.log_softmax": "log_softmax",
+    "jax.nn.softmax": "softmax",
     # jax.lax
     "jax.lax.dynamic_update_slice": "dynamic_update_slice",
 }
@@ -231,6 +234,13 @@ def ones(shape, dtype=None) -> torch.Tensor:
 
 def zeros_like(x, dtype=None) -> torch.Tensor:
     return torch.zeros_like(_t(x), dtype=_canonical(dtype))
+
+
+def full(shape, fill_value, dtype=None) -> torch.Tensor:
+    """As JAX: without a dtype, the fill value's (int32 → the port's int64, float → float32)."""
+    if dtype is None:
+        dtype = asarray(fill_value).dtype
+    return torch.full(_shape_tuple(shape), fill_value, dtype=_canonical(dtype))
 
 
 def full_like(x, fill_value, dtype=None) -> torch.Tensor:
@@ -395,6 +405,10 @@ def where(condition, x=None, y=None) -> torch.Tensor:
     return torch.where(condition.to(torch.bool), x, y)
 
 
+def equal(x, y) -> torch.Tensor:
+    return torch.eq(*_pair(x, y))
+
+
 def not_equal(x, y) -> torch.Tensor:
     return torch.ne(*_pair(x, y))
 
@@ -491,6 +505,10 @@ def einsum(subscripts: str, *operands) -> torch.Tensor:
 
 def log_softmax(x, axis=-1) -> torch.Tensor:
     return torch.log_softmax(_float(x), dim=axis)
+
+
+def softmax(x, axis=-1) -> torch.Tensor:
+    return torch.softmax(_float(x), dim=axis)
 
 
 # -- jax.lax -------------------------------------------------------------------------------------

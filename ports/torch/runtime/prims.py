@@ -351,3 +351,176 @@ class Repeat(nn.ModuleList):
                 carry, out = block(carry, *args)
             per_layer.append(out)
         return carry, _stack_trees(per_layer)
+
+
+# -- convolution and group normalisation (channels-last, as the Flax primitives) -------------------
+
+def conv_padding(padding, in_sizes, kernel_size, strides, dilation) -> list:
+    """Flax's padding argument → explicit (low, high) pairs per spatial dim (the rule of
+    `core.layers.prims.conv_padding`: "SAME" puts the odd pad at the end)."""
+    n = len(kernel_size)
+    if isinstance(padding, str):
+        mode = padding.upper()
+        if mode == "VALID":
+            return [(0, 0)] * n
+        if mode == "SAME":
+            pads = []
+            for size, k, s, d in zip(in_sizes, kernel_size, strides, dilation):
+                out = -(-int(size) // s)
+                total = max((out - 1) * s + (k - 1) * d + 1 - int(size), 0)
+                pads.append((total // 2, total - total // 2))
+            return pads
+        if mode == "CAUSAL":
+            if n != 1:
+                raise ValueError("Conv: padding='CAUSAL' is for 1-D convolutions")
+            return [((kernel_size[0] - 1) * dilation[0], 0)]
+        raise ValueError(f"Conv: unknown padding {padding!r}; use 'SAME', 'VALID', 'CAUSAL', ints or pairs")
+    if isinstance(padding, int):
+        return [(padding, padding)] * n
+    pads = [(p, p) if isinstance(p, int) else tuple(p) for p in padding]
+    if len(pads) != n or any(len(p) != 2 for p in pads):
+        raise ValueError(f"Conv: padding {padding!r} does not give one (low, high) pair per spatial dim ({n})")
+    return [(int(lo), int(hi)) for lo, hi in pads]
+
+
+def _conv_tuple(value, n: int, name: str) -> tuple:
+    if isinstance(value, int):
+        return (value,) * n
+    value = tuple(int(v) for v in value)
+    if len(value) != n:
+        raise ValueError(f"Conv: {name}={value} needs {n} entries (one per spatial dim)")
+    return value
+
+
+_CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
+
+
+class Conv(nn.Module):
+    """N-D convolution (1-3 spatial dims) of channels-last inputs (batch, *spatial, in), as the
+    Flax primitive. `weight` is stored as `torch.nn.ConvNd`'s (out, in // groups, *kernel_size);
+    the Flax kernel (*kernel_size, in // groups, out) is its permutation. Padding is applied
+    explicitly (`F.pad`), so Flax's asymmetric "SAME" is reproduced exactly."""
+
+    def __init__(self, features: int, in_features: int, kernel_size, strides=1, padding="VALID",
+                 kernel_dilation=1, feature_group_count: int = 1, use_bias: bool = True, init_std: float = 0.02,
+                 dtype: torch.dtype = torch.float32, param_dtype: torch.dtype = torch.float32):
+        super().__init__()
+        kernel_size = (kernel_size,) if isinstance(kernel_size, int) else tuple(kernel_size)
+        n = len(kernel_size)
+        if n not in _CONV:
+            raise ValueError(f"Conv: {n} spatial dims; the torch twin supports 1 to 3")
+        if in_features % feature_group_count or features % feature_group_count:
+            raise ValueError(f"Conv: feature_group_count={feature_group_count} must divide in_features={in_features} "
+                             f"and features={features}")
+        self.features, self.in_features, self.kernel_size = features, in_features, kernel_size
+        self.strides = _conv_tuple(strides, n, "strides")
+        self.kernel_dilation = _conv_tuple(kernel_dilation, n, "kernel_dilation")
+        self.padding, self.groups, self.use_bias, self.dtype = padding, feature_group_count, use_bias, dtype
+        # Drawn in the Flax layout (as the Flax initialiser), stored in torch's.
+        kernel = initialize(normal_init(init_std), kernel_size + (in_features // feature_group_count, features),
+                            param_dtype)
+        self.weight = nn.Parameter(kernel.permute((n + 1, n) + tuple(range(n))).contiguous())
+        self.bias = nn.Parameter(initialize(zeros_init(), (features,), param_dtype)) if use_bias else None
+
+    def flax_params(self) -> dict:
+        n = len(self.kernel_size)
+        names = {"kernel": ("weight", tuple(range(2, n + 2)) + (1, 0))}
+        if self.use_bias:
+            names["bias"] = ("bias", False)
+        return names
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _check_features(x, self.in_features, "Conv")
+        n = len(self.kernel_size)
+        if x.ndim != n + 2:
+            raise ValueError(f"Conv: expected input (batch, {n} spatial dims, features), got shape {tuple(x.shape)}")
+        pads = conv_padding(self.padding, tuple(x.shape[1:-1]), self.kernel_size, self.strides, self.kernel_dilation)
+        y = torch.movedim(x.to(self.dtype), -1, 1)
+        flat = [p for pair in reversed(pads) for p in pair]          # F.pad: last dim first
+        if any(flat):
+            y = F.pad(y, flat)
+        bias = None if self.bias is None else self.bias.to(self.dtype)
+        y = _CONV[n](y, self.weight.to(self.dtype), bias, self.strides, 0, self.kernel_dilation, self.groups)
+        return torch.movedim(y, 1, -1)
+
+    def extra_repr(self) -> str:
+        return (f"{self.in_features}, {self.features}, kernel_size={self.kernel_size}, strides={self.strides}, "
+                f"padding={self.padding!r}, dilation={self.kernel_dilation}, groups={self.groups}")
+
+
+class GroupNorm(nn.Module):
+    """Group normalisation of channels-last inputs (batch, ..., features), float32 statistics
+    over every non-batch axis per group (as the Flax primitive); `weight` is Flax's `scale`."""
+
+    def __init__(self, num_groups: int, features: int, eps: float = 1e-5, affine: bool = True,
+                 dtype: torch.dtype = torch.float32, param_dtype: torch.dtype = torch.float32):
+        super().__init__()
+        if features % num_groups:
+            raise ValueError(f"GroupNorm: num_groups={num_groups} must divide features={features}")
+        self.num_groups, self.features, self.eps, self.affine, self.dtype = num_groups, features, eps, affine, dtype
+        self.weight = nn.Parameter(initialize(ones_init(), (features,), param_dtype)) if affine else None
+        self.bias = nn.Parameter(initialize(zeros_init(), (features,), param_dtype)) if affine else None
+
+    def flax_params(self) -> dict:
+        return {"scale": ("weight", False), "bias": ("bias", False)} if self.affine else {}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _check_features(x, self.features, "GroupNorm")
+        shape = tuple(x.shape)
+        n = len(shape)
+        g = torch.reshape(x.to(torch.float32), shape[:-1] + (self.num_groups, self.features // self.num_groups))
+        axes = tuple(range(1, n - 1)) + (n,)
+        mean = torch.mean(g, dim=axes, keepdim=True)
+        var = torch.mean(torch.square(g - mean), dim=axes, keepdim=True)
+        y = torch.reshape((g - mean) * torch.rsqrt(var + self.eps), shape)
+        if self.affine:
+            y = y * self.weight.to(torch.float32) + self.bias.to(torch.float32)
+        return y.to(self.dtype)
+
+    def extra_repr(self) -> str:
+        return f"{self.num_groups}, {self.features}, eps={self.eps}, affine={self.affine}"
+
+
+class BatchNorm(nn.Module):
+    """Batch normalisation of channels-last inputs with explicit running statistics (as the
+    Flax primitive): `running_mean` / `running_var` are parameters without gradients (Flax's
+    `mean` / `var` leaves); the call returns `(y, (mean, var))`, the updated pair in training
+    (`use_running_average=False`), for the caller to write back."""
+
+    def __init__(self, features: int, eps: float = 1e-5, momentum: float = 0.1, affine: bool = True,
+                 dtype: torch.dtype = torch.float32, param_dtype: torch.dtype = torch.float32):
+        super().__init__()
+        self.features, self.eps, self.momentum, self.affine, self.dtype = features, eps, momentum, affine, dtype
+        self.running_mean = nn.Parameter(initialize(zeros_init(), (features,), param_dtype), requires_grad=False)
+        self.running_var = nn.Parameter(initialize(ones_init(), (features,), param_dtype), requires_grad=False)
+        self.weight = nn.Parameter(initialize(ones_init(), (features,), param_dtype)) if affine else None
+        self.bias = nn.Parameter(initialize(zeros_init(), (features,), param_dtype)) if affine else None
+
+    def flax_params(self) -> dict:
+        names = {"mean": ("running_mean", False), "var": ("running_var", False)}
+        if self.affine:
+            names.update({"scale": ("weight", False), "bias": ("bias", False)})
+        return names
+
+    def forward(self, x: torch.Tensor, use_running_average: bool = True):
+        _check_features(x, self.features, "BatchNorm")
+        x32 = x.to(torch.float32)
+        if use_running_average:
+            mean, var = self.running_mean.detach().to(torch.float32), self.running_var.detach().to(torch.float32)
+            new_stats = (self.running_mean, self.running_var)
+        else:
+            axes = tuple(range(x.ndim - 1))
+            mean = torch.mean(x32, dim=axes)
+            var = torch.mean(torch.square(x32 - mean), dim=axes)
+            count = x.numel() // self.features
+            unbiased = var.detach() * (count / max(count - 1, 1))
+            m = self.momentum
+            new_stats = (((1 - m) * self.running_mean + m * mean.detach()).to(self.running_mean.dtype),
+                         ((1 - m) * self.running_var + m * unbiased).to(self.running_var.dtype))
+        y = (x32 - mean) * torch.rsqrt(var + self.eps)
+        if self.affine:
+            y = y * self.weight.to(torch.float32) + self.bias.to(torch.float32)
+        return y.to(self.dtype), new_stats
+
+    def extra_repr(self) -> str:
+        return f"{self.features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}"

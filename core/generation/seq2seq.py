@@ -1,0 +1,173 @@
+"""`Seq2SeqLMModel`: a `PretrainedModel` for the seq2seq-lm task (T5, BART, ...), with `generate`.
+
+    model = AutoModelForSeq2SeqLM.from_pretrained(folder)
+    tokens = model.generate(input_ids, attention_mask=mask, max_new_tokens=32)           # greedy
+    tokens = model.generate(input_ids, num_beams=4, num_return_sequences=2)            # beam search
+
+The encoder runs once (on the rows expanded for beams / return sequences, as `transformers`
+expands them); the decoder prefill of the start token fills the cross-attention cache of every
+layer (`fill_cross_cache=True`), and every later step runs inside one jit (`lax.while_loop`,
+`core.generation.search`) reading it. Returns what `transformers.generate` returns for
+encoder-decoders: decoder tokens starting with decoder_start_token_id.
+
+The module follows the encoder-decoder interface (see `core/models/t5/modeling.py`): `encode`,
+`decode`, `init_cache(batch, max_length, encoder_length)`.
+"""
+from __future__ import annotations
+
+import secrets
+from typing import Mapping, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from core.generation import search
+from core.generation.config import GenerationConfig
+from core.generation.model import CausalLMModel, generation_features, streaming_session
+from core.modeling import _STATIC
+
+_SEQ2SEQ_STATIC = _STATIC + ("logits_to_keep", "fill_cross_cache")
+
+
+class Seq2SeqLMModel(CausalLMModel):
+    """See the module docstring."""
+
+    def __init__(self, config, module, params: Mapping, task: str, load_report: Optional[dict] = None,
+                 generation_config: Optional[GenerationConfig] = None):
+        super().__init__(config, module, params, task, load_report, generation_config)
+        self._apply = jax.jit(module.apply, static_argnames=_SEQ2SEQ_STATIC)
+        self._encode = jax.jit(lambda params, ids, mask: module.apply({"params": params}, ids, mask,
+                                                                       method="encode").last_hidden_state)
+
+    @classmethod
+    def from_pretrained(cls, folder, task: str = "seq2seq-lm", **kwargs) -> "Seq2SeqLMModel":
+        return super().from_pretrained(folder, task=task, **kwargs)
+
+    @classmethod
+    def from_config(cls, config, task: str = "seq2seq-lm", **kwargs) -> "Seq2SeqLMModel":
+        return super().from_config(config, task=task, **kwargs)
+
+    def __call__(self, deterministic: bool = True, dropout_rng=None, output_attentions: bool = False,
+                 output_hidden_states: bool = False, params: Optional[Mapping] = None, cache=None,
+                 cache_index=0, logits_to_keep: int = 0, fill_cross_cache: bool = True, **inputs):
+        """As `PretrainedModel.__call__`, plus the decoder cache (`init_cache`), `cache_index`,
+        `fill_cross_cache` and `encoder_hidden_states` (skips the encoder)."""
+        inputs = {k: v for k, v in inputs.items() if v is not None}
+        if "input_ids" not in inputs:
+            raise TypeError(f"{type(self.module).__name__} needs input_ids; got {sorted(inputs)}")
+        arrays = {k: self._check_input(k, v) for k, v in inputs.items()}
+        rngs = None
+        if not deterministic:
+            if dropout_rng is None:
+                raise ValueError("deterministic=False (training-mode dropout) needs dropout_rng=jax.random.key(...)")
+            rngs = {"dropout": dropout_rng}
+        return self._apply({"params": self.params if params is None else params}, **arrays, cache=cache,
+                           cache_index=cache_index, fill_cross_cache=fill_cross_cache, logits_to_keep=logits_to_keep,
+                           deterministic=deterministic, output_attentions=output_attentions,
+                           output_hidden_states=output_hidden_states, rngs=rngs)
+
+    def init_cache(self, batch_size: int, max_length: int, encoder_length: int):
+        return self.module.init_cache(batch_size, max_length, encoder_length)
+
+    # -- generation -------------------------------------------------------------------------------
+    def generate(self, input_ids, attention_mask=None, generation_config: Optional[GenerationConfig] = None,
+                 seed: Optional[int] = None, prng_key=None, streamer=None, tokenizer=None, **kwargs) -> np.ndarray:
+        """Decoder tokens for the encoder inputs `input_ids` (batch, length; padding either side,
+        with its `attention_mask`). Options as `CausalLMModel.generate`, plus
+        decoder_start_token_id, forced_bos_token_id, forced_eos_token_id (encoder_no_repeat_ngram_size
+        bans the n-grams of the encoder input; `streamer` first receives the decoder start ids). Returns int64 numpy
+        (batch * num_return_sequences, generated length), starting with decoder_start_token_id."""
+        cfg = self.generation_config.merged(generation_config, **kwargs)
+        ids = np.asarray(input_ids)
+        if ids.ndim != 2 or not np.issubdtype(ids.dtype, np.integer) or ids.shape[1] == 0:
+            raise ValueError(f"input_ids: expected integer ids of shape (batch, length >= 1), got {ids.dtype} "
+                             f"{ids.shape}")
+        vocab = self.config.vocab_size
+        if ids.min() < 0 or ids.max() >= vocab:
+            raise ValueError(f"input_ids: values must lie in [0, {vocab}) (vocab_size); found {ids.min()}..{ids.max()}")
+        batch = ids.shape[0]
+        eos = cfg.eos_token_ids
+        pad = cfg.pad_token_id
+        if pad is None and eos:
+            pad = eos[0]
+        start = cfg.decoder_start_token_id
+        if start is None:
+            start = cfg.bos_token_id
+        if start is None:
+            raise ValueError("`decoder_start_token_id` or `bos_token_id` has to be defined for encoder-decoder "
+                             "generation.")
+        if attention_mask is None:
+            mask = np.ones_like(ids)
+            if pad is not None and (ids == pad).any() and pad not in eos:
+                mask = (ids != pad).astype(ids.dtype)
+        else:
+            mask = np.asarray(attention_mask)
+            if mask.shape != ids.shape:
+                raise ValueError(f"attention_mask: shape {mask.shape} differs from input_ids {ids.shape}")
+        mask = mask.astype(np.int32)
+
+        # Lengths count decoder tokens, the start token included (transformers: decoder input length 1).
+        if cfg.max_new_tokens is not None:
+            max_length = cfg.max_new_tokens + 1
+        elif cfg.extra.get("_has_default_max_length"):
+            max_length = cfg.max_length + 1
+        else:
+            max_length = cfg.max_length
+        if max_length <= 1:
+            raise ValueError(f"`max_length` ({max_length}) leaves no room for generated tokens after the decoder "
+                             "start token; set `max_new_tokens`.")
+        min_length = cfg.min_length
+        if cfg.min_new_tokens is not None:
+            min_length = cfg.min_new_tokens + 1
+        min_length = int(min_length or 0)
+
+        expand = max(cfg.num_beams, cfg.num_return_sequences)
+        feature_plan, feature_knobs = generation_features(cfg, tokenizer, streamer, np.repeat(ids, expand, axis=0))
+        enc_ids = jnp.asarray(np.repeat(ids, expand, axis=0).astype(np.int32))
+        enc_mask = jnp.asarray(np.repeat(mask, expand, axis=0))
+        encoder_hidden = self._encode(self.params, enc_ids, enc_mask)
+        rows = batch * expand
+        dec_ids = jnp.full((rows, 1), start, jnp.int32)
+        dec_mask = jnp.ones((rows, 1), jnp.int32)
+        positions = jnp.zeros((rows, 1), jnp.int32)
+        prompt_ignore = jnp.zeros((rows,), jnp.int32)
+
+        if prng_key is None:
+            prng_key = jax.random.key(secrets.randbits(32) if seed is None else seed)
+        beam = cfg.num_beams > 1
+        forced_eos = cfg.forced_eos_token_id
+        forced_eos = [] if forced_eos is None else ([forced_eos] if isinstance(forced_eos, int) else list(forced_eos))
+        knobs = search.Knobs(
+            temperature=jnp.float32(cfg.temperature), top_p=jnp.float32(cfg.top_p),
+            min_p=jnp.float32(cfg.min_p if cfg.min_p is not None else 0.0),
+            repetition_penalty=jnp.float32(cfg.repetition_penalty), min_length=jnp.int32(min_length),
+            pad_token_id=jnp.int32(0 if pad is None else pad),
+            beam_fill=jnp.int32((pad if pad else eos[0]) if eos else -1),
+            eos_token_ids=jnp.asarray(eos, jnp.int32),
+            forced_bos_token_id=jnp.int32(cfg.forced_bos_token_id or 0),
+            forced_eos_token_ids=jnp.asarray(forced_eos or [0], jnp.int32), **feature_knobs)
+        plan = search.Plan(
+            max_length=max_length, n_eos=len(eos), do_sample=bool(cfg.do_sample),
+            top_k=int(cfg.top_k or 0) if cfg.do_sample else 0,
+            use_temperature=bool(cfg.do_sample) and cfg.temperature != 1.0,
+            use_top_p=bool(cfg.do_sample) and cfg.top_p < 1.0,
+            use_min_p=bool(cfg.do_sample) and cfg.min_p is not None,
+            use_repetition_penalty=cfg.repetition_penalty != 1.0, use_min_length=min_length > 0,
+            min_tokens_to_keep=((len(eos) + 1 if eos else 2) if beam else 1), num_beams=cfg.num_beams,
+            num_return_sequences=cfg.num_return_sequences, early_stopping=cfg.early_stopping,
+            length_penalty_positive=cfg.length_penalty > 0.0, encoder_decoder=True,
+            forced_bos=cfg.forced_bos_token_id is not None, forced_eos=bool(forced_eos), **feature_plan)
+        context = (encoder_hidden, enc_mask)
+        args = (dec_ids, dec_mask, positions, prompt_ignore, prng_key, knobs)
+        if not beam:
+            with streaming_session(streamer, knobs, dec_ids) as knobs:
+                sequences, length = search.decode(self.module, plan, self.params, *args[:-1], knobs, context=context)
+                return np.asarray(sequences, np.int64)[:, :int(length)]
+        table = np.array([float(g) ** cfg.length_penalty if g else 1.0 for g in range(max_length + 1)], np.float32)
+        sequences, _, generated = search.beam_search(self.module, plan, self.params, *args, jnp.asarray(table),
+                                                     context=context)
+        sequences = np.asarray(sequences, np.int64)[:, :cfg.num_return_sequences]
+        generated = np.asarray(generated)[:, :cfg.num_return_sequences]
+        sequences = sequences.reshape(batch * cfg.num_return_sequences, max_length)
+        return sequences[:, :1 + int(generated.max())]

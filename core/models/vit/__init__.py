@@ -1,0 +1,1 @@
+"""ViT, DeiT and ViT-MSN: vision transformers over patch embeddings."""

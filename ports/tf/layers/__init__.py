@@ -1,0 +1,1 @@
+"""Generated ports of the canonical shared layers (core/layers); see scripts/transpile.py."""

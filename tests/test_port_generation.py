@@ -1,0 +1,88 @@
+"""`generate` in the torch and TF ports: greedy and beam search token-identical to the JAX model
+and to `transformers.generate`, for every decoder family with a generated port, on a left-padded
+batch (the ports step their own KV cache; `core.generation.host` chooses the tokens)."""
+import numpy as np
+import pytest
+import tensorflow as tf
+import torch
+
+import ports.tf as ptf
+import ports.torch as pt
+from core import AutoModelForCausalLM
+from core.generation import host
+from core.generation.config import GenerationConfig
+from tests import parity
+from tests.test_tf_port import DECODERS as TF_DECODERS
+from tests.test_torch_port import SPECS
+
+SETTINGS = {"greedy": dict(max_new_tokens=12), "beam": dict(max_new_tokens=10, num_beams=3, length_penalty=0.7)}
+PORTS = {"torch": pt, "tf": ptf}
+# Decoder-only families (TF_DECODERS leaves out the seq2seq families' decoder-alone heads); both
+# ports generate through the same host loop.
+CASES = [(port, package, name) for port in PORTS for package in TF_DECODERS for name in SETTINGS]
+
+
+@pytest.mark.parametrize("port,package,setting", [
+    pytest.param(*c, marks=parity.extended_unless_representative(c[1]), id="-".join(c)) for c in CASES])
+def test_port_generates_the_tokens_of_jax_and_transformers(port, package, setting, tmp_path):
+    spec = SPECS[package]
+    model_type, task, overrides, _ = next(c for c in spec.cases() if c[1] == "causal-lm")
+    reference, folder = spec.build(model_type, task, overrides, tmp_path)
+    inputs, _ = spec.inputs(task, overrides, ("left",))
+    ids, mask = np.asarray(inputs["input_ids"]), np.asarray(inputs["attention_mask"])
+    kwargs = dict(SETTINGS[setting], do_sample=False)
+    pad = reference.config.pad_token_id if reference.config.pad_token_id is not None else 0
+    with torch.no_grad():
+        expected = reference.generate(**parity.to_torch({"input_ids": ids, "attention_mask": mask}), pad_token_id=pad,
+                                      **kwargs).numpy()
+    ours = AutoModelForCausalLM.from_pretrained(folder).generate(ids, attention_mask=mask, pad_token_id=pad, **kwargs)
+    model = PORTS[port].AutoModelForCausalLM.from_pretrained(folder)
+    got = np.asarray(model.generate(ids, attention_mask=mask, pad_token_id=pad, **kwargs))
+    np.testing.assert_array_equal(ours, expected)
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_host_loop_equals_the_jax_loop_on_sampling_free_processors(tmp_path):
+    """Repetition penalty and min_new_tokens through the host loop (torch port) equal JAX."""
+    spec = SPECS["gpt2"]
+    model_type, task, overrides, _ = next(c for c in spec.cases() if c[1] == "causal-lm")
+    _, folder = spec.build(model_type, task, overrides, tmp_path)
+    inputs, _ = spec.inputs(task, overrides, ("left",))
+    kwargs = dict(max_new_tokens=9, min_new_tokens=6, repetition_penalty=1.7, eos_token_id=3, pad_token_id=0)
+    want = AutoModelForCausalLM.from_pretrained(folder).generate(inputs["input_ids"], inputs["attention_mask"],
+                                                                 **kwargs)
+    got = pt.AutoModelForCausalLM.from_pretrained(folder).generate(inputs["input_ids"], inputs["attention_mask"],
+                                                                   **kwargs)
+    np.testing.assert_array_equal(got.numpy(), want)
+
+
+def test_sampling_in_the_ports_is_reproducible_with_a_seed(tmp_path):
+    spec = SPECS["gpt2"]
+    model_type, task, overrides, _ = next(c for c in spec.cases() if c[1] == "causal-lm")
+    _, folder = spec.build(model_type, task, overrides, tmp_path)
+    model = ptf.AutoModelForCausalLM.from_pretrained(folder)
+    ids = np.array([[5, 6, 7]])
+    options = dict(do_sample=True, top_k=10, top_p=0.9, max_new_tokens=8, min_new_tokens=8)
+    first = model.generate(ids, seed=3, **options).numpy()
+    again = model.generate(ids, seed=3, **options).numpy()
+    other = model.generate(ids, seed=4, **options).numpy()
+    np.testing.assert_array_equal(first, again)
+    assert first.shape == (1, 11) and not np.array_equal(first, other)
+
+
+def test_host_processors_match_the_jax_processors():
+    import jax.numpy as jnp
+    from core.generation import processors as proc
+    rng = np.random.default_rng(0)
+    scores = rng.normal(size=(3, 17)).astype(np.float32)
+    sequences = rng.integers(0, 17, size=(3, 9)).astype(np.int32)
+    config = GenerationConfig().merged(None, do_sample=True, temperature=0.7, top_k=5, top_p=0.8, min_p=0.05,
+                                       repetition_penalty=1.3, min_new_tokens=2, eos_token_id=4)
+    request = host.Request(sequences, np.ones_like(sequences), sequences, np.array([0, 2, 1], np.int32), 3, 12, 8,
+                           (4,), 0, config)
+    got = host.process(request, scores, sequences, 7, warp=True)
+    want = proc.repetition_penalty(jnp.asarray(scores), jnp.asarray(sequences), 7, jnp.asarray([0, 2, 1]), 1.3)
+    want = proc.min_length(want, 7, 8, jnp.asarray([4]))
+    want = proc.min_p(proc.top_p(proc.top_k(proc.temperature(want, 0.7), 5), 0.8), 0.05)
+    np.testing.assert_allclose(got, np.asarray(want), rtol=1e-6)
+    assert tf.reduce_all(tf.math.is_inf(tf.constant(got[:, 4])))
