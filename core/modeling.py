@@ -49,6 +49,12 @@ _MAIN_INPUTS = ("input_ids", "pixel_values")
 
 def _dummy_inputs(task: str, config=None) -> dict:
     """The smallest input that builds every param of the task's module."""
+    if hasattr(config, "text_config") and hasattr(config, "vision_config"):       # text + image (CLIP)
+        vision = config.vision
+        size = vision.image_size
+        height, width = (size, size) if isinstance(size, int) else tuple(size)
+        return {"input_ids": jnp.zeros((1, 2), jnp.int32),
+                "pixel_values": jnp.zeros((1, vision.num_channels, height, width), jnp.float32)}
     if hasattr(config, "image_size") and hasattr(config, "num_channels"):
         size = config.image_size
         height, width = (size, size) if isinstance(size, int) else tuple(size)

@@ -225,6 +225,19 @@ FAMILIES.update({
 })
 
 
+FAMILIES.update({
+    "clip": Family("clip", "core.models.clip.config:CLIPConfig", "core.models.clip.modeling",
+                   "core.models.clip.params", "", {"base": ("CLIPModule", "CLIPModel")}),
+    # The towers alone (transformers v5 saves their layers at the root).
+    "clip_text_model": Family("clip_text_model", "core.models.clip.config:CLIPTextConfig", "core.models.clip.modeling",
+                              "core.models.clip.params", "", {"base": ("CLIPTextTransformer", "CLIPTextModel"),
+                                                              "text-encoder": ("CLIPTextTransformer", "CLIPTextModel")}),
+    "clip_vision_model": Family("clip_vision_model", "core.models.clip.config:CLIPVisionConfig",
+                                "core.models.clip.modeling", "core.models.clip.params", "",
+                                {"base": ("CLIPVisionTransformer", "CLIPVisionModel"),
+                                 "vision-encoder": ("CLIPVisionTransformer", "CLIPVisionModel")}),
+})
+
 
 def family(model_type: str) -> Family:
     try:

@@ -42,7 +42,25 @@ def test_transformers_config_round_trips_exactly(model_type, tmp_path):
 # Fields transformers fills in from another field when unset; ours keep None (so a config.json
 # with null round-trips) and resolve it through a property.
 DERIVED = {("llama", "num_key_value_heads"): "kv_heads", ("llama", "rope_parameters"): "rope",
-           ("llama", "head_dim"): "attention_head_dim"}
+           ("llama", "head_dim"): "attention_head_dim", ("vit", "pooler_output_size"): "pooler_size",
+           ("deit", "pooler_output_size"): "pooler_size", ("falcon", "num_kv_heads"): "num_attention_heads",
+           ("gpt_neo", "attention_types"): "_attention_types", ("gpt_neox", "rope_parameters"): "rope",
+           ("marian", "decoder_vocab_size"): "vocab_size", ("t5", "num_decoder_layers"): "decoder_layers",
+           ("mt5", "num_decoder_layers"): "decoder_layers", ("umt5", "num_decoder_layers"): "decoder_layers",
+           ("opt", "word_embed_proj_dim"): "proj_dim", ("falcon", "rope_parameters"): "rope",
+           ("falcon", "ffn_hidden_size"): "ffn_size",
+           ("t5", "scale_decoder_outputs"): "scales_decoder_outputs",
+           ("umt5", "scale_decoder_outputs"): "scales_decoder_outputs"}
+
+
+def _tuples(value):
+    """Lists (JSON) and tuples (ours) compare equal, at any depth."""
+    if isinstance(value, (list, tuple)):
+        return tuple(_tuples(v) for v in value)
+    return value
+
+
+SKIPPED = ("extra", "source_keys", "architectures", "id2label", "label2id")
 
 
 @pytest.mark.parametrize("model_type", MODEL_TYPES)
@@ -50,7 +68,7 @@ def test_defaults_equal_transformers(model_type):
     reference = transformers.AutoConfig.for_model(model_type).to_dict()
     ours = registry.family(model_type).config_class()()
     for field in dataclasses.fields(ours):
-        if field.name in ("extra", "source_keys", "architectures", "id2label", "label2id"):
+        if field.name in SKIPPED:
             continue
         name = {v: k for k, v in ours.attribute_map.items()}.get(field.name, field.name)
         if name in reference:
@@ -60,7 +78,16 @@ def test_defaults_equal_transformers(model_type):
             expected = reference[name]
             if isinstance(expected, list):
                 expected = tuple(expected)
-            assert value == expected, f"{model_type}.{name}: ours {value!r}, transformers {expected!r}"
+            if value is None and isinstance(expected, dict) and name.endswith("_config"):
+                # A nested sub-config (CLIP): unset in ours, its typed view holds the defaults.
+                view = getattr(ours, name[:-len("_config")])
+                for sub in dataclasses.fields(view):
+                    if sub.name in expected and sub.name not in SKIPPED:
+                        want = expected[sub.name]
+                        want = tuple(want) if isinstance(want, list) else want
+                        assert getattr(view, sub.name) == want, f"{model_type}.{name}.{sub.name}"
+                continue
+            assert _tuples(value) == _tuples(expected), f"{model_type}.{name}: ours {value!r}, transformers {expected!r}"
 
 
 @pytest.mark.parametrize("model_type", MODEL_TYPES)

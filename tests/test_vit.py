@@ -107,22 +107,9 @@ MORE_CASES = [("vit_msn", "base", {})]
 
 @contextlib.contextmanager
 def pixel_model():
-    """`PretrainedModel` with pixel-shaped dummy inputs for its abstract/initial params
-    (core/modeling.py `_dummy_inputs` only knows token ids)."""
-    import core.modeling as M
-    saved = M._abstract_params, M._init_params
-
-    def dummy(module):
-        c = module.config
-        return {"pixel_values": jnp.zeros((1, c.num_channels) + tuple(c.image_hw), jnp.float32)}
-
-    M._abstract_params = lambda module, task: km.flatten(
-        jax.eval_shape(lambda: module.init(jax.random.PRNGKey(0), **dummy(module)))["params"])
-    M._init_params = lambda module, task, seed: jax.jit(module.init)(jax.random.PRNGKey(seed), **dummy(module))["params"]
-    try:
-        yield M.PretrainedModel
-    finally:
-        M._abstract_params, M._init_params = saved
+    """`PretrainedModel` (its dummy inputs are pixels for configs with image_size)."""
+    from core.modeling import PretrainedModel
+    yield PretrainedModel
 
 
 def load_jax(folder, task):

@@ -321,4 +321,6 @@ def export_tensors(keymap: KeyMap, flat_params: Mapping[str, np.ndarray],
         raise KeyMapError("no rule maps these Flax params to Hugging Face names: " + ", ".join(unmapped))
     for key, rule, value, layer in out:
         array = np.asarray(value if layer is None else value[layer])
-        yield key, np.ascontiguousarray(rule.transform.to_hf(array))
+        exported = rule.transform.to_hf(array)
+        # ascontiguousarray turns a 0-d array (CLIP's logit_scale) into shape (1,): keep the shape.
+        yield key, np.ascontiguousarray(exported).reshape(np.shape(exported))
