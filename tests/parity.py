@@ -110,3 +110,17 @@ REPRESENTATIVE = frozenset({"bert", "gpt2", "llama", "t5", "bart", "vit"})
 def extended_unless_representative(package: str) -> list:
     import pytest
     return [] if package in REPRESENTATIVE else [pytest.mark.extended]
+
+
+def port_case_params(cases) -> list:
+    """pytest params of the port tests' (package, model_type, task, overrides, extra) cases: every
+    case of a representative family; of the others, each family's first head in CI and the rest
+    `extended` (the same runtime code, another head)."""
+    import pytest
+    seen, params = set(), []
+    for package, model_type, task, overrides, extra in cases:
+        marks = [] if package not in seen else extended_unless_representative(package)
+        seen.add(package)
+        params.append(pytest.param(package, model_type, task, overrides, extra, marks=marks,
+                                   id=f"{package}-{model_type}-{task}" + "".join(f"-{e}" for e in extra)))
+    return params

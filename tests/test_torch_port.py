@@ -121,8 +121,7 @@ def load_port(task, folder, **kwargs):
     return model
 
 
-@pytest.mark.parametrize("package,model_type,task,overrides,extra", CASES,
-                         ids=[f"{p}-{m}-{t}" + "".join(f"-{e}" for e in x) for p, m, t, _, x in CASES])
+@pytest.mark.parametrize("package,model_type,task,overrides,extra", parity.port_case_params(CASES))
 def test_port_matches_jax_and_transformers(package, model_type, task, overrides, extra, tmp_path, record_property):
     spec = SPECS[package]
     reference, folder = spec.build(model_type, task, overrides, tmp_path)
@@ -384,6 +383,31 @@ def test_torch_export_with_dynamic_batch_and_length(tmp_path):
     other = {"input_ids": torch.randint(1, 100, (2, 6)), "attention_mask": torch.ones(2, 6, dtype=torch.int64)}
     with torch.no_grad():
         assert torch.allclose(exported.module()(**other).logits, model(**other).logits, atol=1e-6)
+
+
+def test_torchscript_trace_saves_and_reloads_with_the_same_logits(tmp_path):
+    """TorchScript tracing (a wrapper returning the logits tensor: tracing takes tensors out),
+    saved and reloaded without the Python classes; the trace is specialised to its shapes, as
+    tracing is, so it is checked on the traced shapes."""
+    _, folder, (inputs, _) = bert_folder(tmp_path)
+    model = load_port("masked-lm", folder)
+    x = torch_inputs(inputs)
+
+    class Logits(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, input_ids, attention_mask):
+            return self.inner(input_ids=input_ids, attention_mask=attention_mask).logits
+
+    with torch.no_grad():
+        traced = torch.jit.trace(Logits(model).eval(), (x["input_ids"], x["attention_mask"]), strict=False)
+        traced.save(str(tmp_path / "bert.pt"))
+        reloaded = torch.jit.load(str(tmp_path / "bert.pt"))
+        other = torch.randint(1, 100, tuple(x["input_ids"].shape))
+        want = model(input_ids=other, attention_mask=x["attention_mask"]).logits
+        assert torch.allclose(reloaded(other, x["attention_mask"]), want, atol=1e-6)
 
 
 # -- without JAX --------------------------------------------------------------------------------------

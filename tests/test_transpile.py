@@ -70,7 +70,7 @@ BAD_MODULE = [
     ('        self.dense = P.Dense(4, 4, name="proj")', "drop name="),
     ('        self.scale = self.param("gain", P.zeros_init(), (4,))', "differs from its attribute: name it \"scale\""),
     ("        self.table = jnp.zeros((4, 4))", "computed in setup()"),
-    ("        self.norm = P.GroupNorm(4)", "`P.GroupNorm` has no twin"),
+    ("        self.norm = P.LocalResponseNorm(4)", "`P.LocalResponseNorm` has no twin"),
     ("        self.to = P.Dropout(0.1)", "attribute `to` clashes"),
     ("        self.init_fn = nn.initializers.normal(0.02)", "use P.normal_init"),
     ("", None),

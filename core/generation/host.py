@@ -49,7 +49,8 @@ def prepare(config: GenerationConfig, input_ids, attention_mask, vocab_size: int
     if ids.shape[1] == 0:
         raise ValueError("input_ids: empty prompt (length 0); generation needs at least one token")
     if ids.min() < 0 or ids.max() >= vocab_size:
-        raise ValueError(f"input_ids: values must lie in [0, {vocab_size}) (vocab_size); found {ids.min()}..{ids.max()}")
+        raise ValueError(f"input_ids: values must lie in [0, {vocab_size}) (vocab_size); "
+                         f"found {ids.min()}..{ids.max()}")
     batch, prompt_len = ids.shape
     eos = tuple(config.eos_token_ids)
     pad = config.pad_token_id

@@ -246,7 +246,7 @@ class AttentionCore(nn.Module):
                     additive = torch.where(mask, additive, mask_min(q.dtype))
             out = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
                                                  attn_mask=additive, dropout_p=dropout, scale=scale,
-                                                 enable_gqa=h != hkv)
+                                                 enable_gqa=int(h) != int(hkv))   # ints also when traced
             return out.transpose(1, 2), None
         groups = h // hkv
         qg = torch.reshape(q, (b, tq, hkv, groups, d))
