@@ -14,6 +14,8 @@ def base_config() -> ml_collections.ConfigDict:
     c.nan_policy = "stop"                # stop: raise naming the step | skip: drop the update, go on
     c.export = "final"                   # HF folder under <workdir>/hf: "final", "best" or "" (none)
     c.tokenizer = ""                     # a tokenizer folder; "" = the model.init_from folder
+    c.export_check = True                # load the exported folder in the PyTorch port and transformers
+                                         # and report their max |diff| from JAX on an eval batch
 
     c.model = ml_collections.ConfigDict()
     c.model.family = "bert"              # model_type for a fresh model (registry.FAMILIES)
@@ -71,6 +73,12 @@ def base_config() -> ml_collections.ConfigDict:
     c.checkpoint.best_metric = "loss"    # eval metric for best/; "" = no best checkpoints
     c.checkpoint.best_mode = "min"
     c.checkpoint.keep_best = 1
+
+    c.sample = ml_collections.ConfigDict()   # causal-lm: text generated at each eval and at the end
+    c.sample.prompts = ""                # prompts separated by "|"; "" = no samples
+    c.sample.max_new_tokens = 32
+    c.sample.temperature = 0.8           # 0 = greedy
+    c.sample.top_k = 40
 
     c.log = ml_collections.ConfigDict()
     c.log.progress = True                # tqdm bar (loss, tokens/s, ETA)

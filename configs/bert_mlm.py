@@ -41,6 +41,7 @@ def get_config(arg: str = "default") -> ml_collections.ConfigDict:
         c.checkpoint.every = 10
         c.optimizer.warmup_steps = 5
         c.log.progress = False
+        c.export_check = False           # seconds of torch/transformers imports; the main-job test turns it on
     else:
         c.model.hf = bert_hf(hidden=768, layers=12, heads=12, intermediate=3072, max_positions=512)
         c.data.seq_len = 128

@@ -44,7 +44,7 @@ def _init_params(module, task: str, seed: int) -> dict:
 
 
 # The main input of a model: token ids, or pixels for vision models.
-_MAIN_INPUTS = ("input_ids", "pixel_values")
+_MAIN_INPUTS = ("input_ids", "pixel_values", "input_values", "input_features")
 
 
 def _dummy_inputs(task: str, config=None) -> dict:
@@ -55,10 +55,23 @@ def _dummy_inputs(task: str, config=None) -> dict:
         height, width = (size, size) if isinstance(size, int) else tuple(size)
         return {"input_ids": jnp.zeros((1, 2), jnp.int32),
                 "pixel_values": jnp.zeros((1, vision.num_channels, height, width), jnp.float32)}
-    if hasattr(config, "image_size") and hasattr(config, "num_channels"):
-        size = config.image_size
+    if (hasattr(config, "num_channels") and not hasattr(config, "vocab_size")) or hasattr(config, "image_size"):
+        # Convolutional nets without a fixed resolution (ResNet) build the same params at any
+        # size that survives their downsampling: 64 pixels does.
+        size = getattr(config, "image_size", 64)
         height, width = (size, size) if isinstance(size, int) else tuple(size)
-        return {"pixel_values": jnp.zeros((1, config.num_channels, height, width), jnp.float32)}
+        inputs = {"pixel_values": jnp.zeros((1, config.num_channels, height, width), jnp.float32)}
+        if getattr(config, "mask_ratio", 0) > 0:          # ViTMAE draws no random numbers: it takes them
+            inputs["noise"] = jnp.zeros((1, config.num_patches), jnp.float32)
+        return inputs
+    if hasattr(config, "conv_kernel") and hasattr(config, "conv_stride"):         # raw audio (Wav2Vec2)
+        samples = 1
+        for kernel, stride in reversed(list(zip(config.conv_kernel, config.conv_stride))):
+            samples = (samples - 1) * stride + kernel          # the feature encoder's receptive field
+        return {"input_values": jnp.zeros((1, samples), jnp.float32)}
+    if hasattr(config, "num_mel_bins") and hasattr(config, "max_source_positions"):  # log-mel (Whisper)
+        return {"input_features": jnp.zeros((1, config.num_mel_bins, 2 * config.max_source_positions), jnp.float32),
+                "decoder_input_ids": jnp.zeros((1, 1), jnp.int32)}
     shape = (1, 2, 2) if task == "multiple-choice" else (1, 2)   # (batch, [choices,] length)
     return {"input_ids": jnp.zeros(shape, jnp.int32)}
 

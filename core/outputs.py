@@ -240,3 +240,29 @@ class CLIPOutput(ModelOutput):
 
 
 ALL_OUTPUTS = ALL_OUTPUTS + (CLIPOutput,)
+
+
+# Masked autoencoders (ViTMAE): which patches were hidden, and how to undo the shuffle.
+@dataclasses.dataclass
+class ViTMAEModelOutput(ModelOutput):
+    """transformers' ViTMAEModelOutput: `mask` (batch, patches) 1 = masked, `ids_restore` the
+    rank of every patch (the permutation that undoes the shuffle)."""
+    last_hidden_state: Any = None
+    mask: Any = None
+    ids_restore: Any = None
+    hidden_states: Optional[tuple] = None
+    attentions: Optional[tuple] = None
+
+
+@dataclasses.dataclass
+class ViTMAEForPreTrainingOutput(ModelOutput):
+    """transformers' ViTMAEForPreTrainingOutput: `logits` (batch, patches, patch**2 * channels)."""
+    loss: Optional[Any] = None
+    logits: Any = None
+    mask: Any = None
+    ids_restore: Any = None
+    hidden_states: Optional[tuple] = None
+    attentions: Optional[tuple] = None
+
+
+ALL_OUTPUTS = ALL_OUTPUTS + (ViTMAEModelOutput, ViTMAEForPreTrainingOutput)

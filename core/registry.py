@@ -239,6 +239,19 @@ FAMILIES.update({
 })
 
 
+FAMILIES.update({
+    "beit": Family("beit", "core.models.beit.config:BeitConfig", "core.models.beit.modeling",
+                   "core.models.beit.params", "beit", {
+                       "base": ("BeitModule", "BeitModel"),
+                       "image-classification": ("BeitForImageClassification", "BeitForImageClassification"),
+                       "masked-image-modeling": ("BeitForMaskedImageModeling", "BeitForMaskedImageModeling")}),
+    "vit_mae": Family("vit_mae", "core.models.vit_mae.config:ViTMAEConfig", "core.models.vit_mae.modeling",
+                      "core.models.vit_mae.params", "vit", {
+                          "base": ("ViTMAEModule", "ViTMAEModel"),
+                          "pretraining": ("ViTMAEForPreTraining", "ViTMAEForPreTraining")}),
+})
+
+
 def family(model_type: str) -> Family:
     try:
         return FAMILIES[model_type]

@@ -31,6 +31,7 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     from core.training import metrics, parallel, trainer
+    from core.training.export_check import format_check
 
     if FLAGS.verbosity <= 0:
         metrics.quiet_library_logs()
@@ -48,8 +49,12 @@ def main(argv):
         if "tokens_per_sec" in summary:
             line += f"; {summary['tokens_per_sec']:,.0f} tokens/s"
         print(line)
+        for text in summary.get("samples", []):
+            print(f"sample: {text!r}")
         if summary.get("export"):
             print(f"exported: {summary['export']}")
+        if summary.get("export_check"):
+            print(f"export check (same eval rows): {format_check(summary['export_check'])}")
 
 
 if __name__ == "__main__":

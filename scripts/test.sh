@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
+# Count the cores before pinning threads: GNU nproc honours OMP_NUM_THREADS.
 workers="${ROSETTA_TEST_WORKERS:-$(nproc)}"
+export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
 exec .venv/bin/python -m pytest -n "$workers" --dist=worksteal -q "$@"

@@ -16,7 +16,7 @@ from scripts.bench import models, registry, report, runner
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-PLANNED = ("generate", "seq2seq", "train", "ports")
+SUITES_AFTER = ("generate", "seq2seq", "train", "ports")
 
 
 def test_bert_flops_match_torch_flop_counter():
@@ -99,7 +99,7 @@ def test_quick_run_outputs(tmp_path):
     assert limits["read_bandwidth_gbs"] > 0
 
     suites = data["suites"]
-    assert list(suites)[:7] == ["forward", "load", "compile", *PLANNED]   # later suites may follow
+    assert list(suites)[:7] == ["forward", "load", "compile", *SUITES_AFTER]   # later suites may follow
 
     (forward,) = suites["forward"]["cases"]
     assert forward["status"] == "ok", forward.get("traceback")
@@ -127,16 +127,27 @@ def test_quick_run_outputs(tmp_path):
     if "unrolled" not in scan["samples"]:       # until core exposes P.Repeat's unroll
         assert compile_cases["bert-compile-unrolled"]["status"] == "not available"
 
-    for name in PLANNED:                        # registration points: reported, never faked
-        assert suites[name]["status"] in ("ok", "not available"), suites[name]
-        if suites[name]["status"] == "not available":
-            assert suites[name]["reason"]
+    cases = {c["name"]: c for name in SUITES_AFTER for c in suites[name]["cases"]}
+    assert set(cases) == {"gpt2-decode", "t5-generate", "gpt2-train-step", "bert-forward-ports",
+                          "gpt2-decode-ports"}
+    for name, case in cases.items():
+        assert case["status"] == "ok", (name, case.get("traceback"))
+        assert len(case["ratios"]) == len(case["variants"]) - 1, name      # every Rosetta variant vs the reference
+    assert cases["gpt2-decode"]["check"]["tokens_identical"]
+    assert cases["t5-generate"]["check"]["tokens_identical"]
+    assert cases["gpt2-decode"]["variants"]["rosetta"]["fraction_of_read_bandwidth"] > 0
+    assert set(cases["gpt2-train-step"]["info"]["compile_s"]) == {"per_batch", "per_example"}
+    assert cases["bert-forward-ports"]["check"]["max_abs_diff_torch_port"] < 1e-4
+    assert cases["bert-forward-ports"]["check"]["max_abs_diff_tf_port"] < 1e-4
+    assert cases["gpt2-decode-ports"]["check"] == {"tokens_identical_torch_port": True,
+                                                   "tokens_identical_tf_port": True}
 
     text = (out / report.MD_NAME).read_text()
     for heading in ("# Rosetta benchmarks", "## Machine limits", "## forward", "### bert-forward",
-                    "## load", "### bert-load-memory", "## compile", "## generate"):
+                    "## load", "### bert-load-memory", "## compile", "## generate", "### gpt2-train-step",
+                    "### gpt2-decode-ports"):
         assert heading in text, heading
-    assert "| variant | median | min | max |" in text and "not available yet" in text
+    assert "| variant | median | min | max |" in text
 
     png = (out / report.PNG_NAME).read_bytes()
     assert png[:8] == PNG_MAGIC and len(png) > 1000

@@ -143,6 +143,22 @@ def test_missing_head_error_names_the_fix_and_init_new_head_initialises(tmp_path
     assert model(**inputs).logits.shape == (3, 2)
 
 
+def test_classifier_from_a_masked_lm_checkpoint_initialises_pooler_and_head(tmp_path):
+    # BertForMaskedLM checkpoints have no pooler; transformers initialises it for a classifier.
+    reference, mlm_folder = build_reference("masked-lm", tmp_path)
+    with pytest.raises(KeyMapError, match="(?s)pooler/dense/kernel.*init_new_head=True"):
+        AutoModelForSequenceClassification.from_pretrained(mlm_folder)
+    model = AutoModelForSequenceClassification.from_pretrained(mlm_folder, init_new_head=True)
+    assert model.load_report["initialised"] == ["bert/pooler/dense/bias", "bert/pooler/dense/kernel",
+                                                "classifier/bias", "classifier/kernel"]
+    assert "cls.predictions.bias" in model.load_report["dropped"]
+    inputs, _ = task_inputs("base", TINY)
+    with torch.no_grad():
+        expected = reference.bert(**parity.to_torch(inputs)).last_hidden_state
+    hidden = model(**inputs, output_hidden_states=True).hidden_states[-1]
+    assert parity.max_abs(hidden, expected) <= parity.TOL
+
+
 def test_mismatched_config_reports_every_bad_key_and_loads_nothing(tmp_path):
     _, folder = build_reference("base", tmp_path)
     config = json.loads((folder / "config.json").read_text())

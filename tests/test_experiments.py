@@ -134,3 +134,30 @@ def test_convert_round_trip_is_bit_identical(runs, tmp_path):
     assert (tmp_path / "cli" / "model.safetensors").read_bytes() == (hf / "model.safetensors").read_bytes()
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
         convert.rosetta_to_hf(rosetta, tmp_path / "nope", which="7")
+
+
+def test_main_job_samples_exports_and_checks_the_folder_in_torch_and_transformers(tmp_path):
+    """README command 1 runs configs/gpt2_clm.py (default variant, ~2 min); the tiny variant
+    walks the same path: samples, HF export, then the folder in the PyTorch port and in
+    transformers against JAX; then experiments.load_in_torch uses the folder in plain torch."""
+    cache = tmp_path / "jax-cache"
+    result = testing.run_python(["-m", "experiments.train", "--config=configs/gpt2_clm.py:tiny",
+                                 "--config.export_check=True", "--config.sample.max_new_tokens=6",
+                                 f"--workdir={tmp_path / 'run'}"], cache_dir=cache)
+    samples = [l for l in result.stdout.splitlines() if l.startswith("sample: ")]
+    assert [s.split("'")[1].split()[0] for s in samples] == ["We", "The"], result.stdout
+    assert "export check (same eval rows)" in result.stdout
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    check = summary["export_check"]
+    assert check["jax_scale"] > 0.5                      # logits of a real size: the diffs mean something
+    assert check["torch_port"] <= 1e-5 and check["transformers"] <= 1e-5, check
+    texts = [r for r in _metrics(tmp_path / "run") if r["split"] == "samples"]
+    assert [r["step"] for r in texts] == [0, 10, 20] and all(len(r["text"]) == 2 for r in texts)
+
+    torch_run = testing.run_python(["-m", "experiments.load_in_torch", f"--model={tmp_path / 'run' / 'hf'}",
+                                    "--max_new_tokens=4", "--steps=2"], cache_dir=cache)
+    lines = torch_run.stdout.splitlines()
+    assert any(l.startswith("greedy: 'We hold these truths' → ") for l in lines), torch_run.stdout
+    losses = [float(l.rsplit(" ", 1)[1]) for l in lines if l.startswith("torch fine-tuning step")]
+    assert len(losses) == 2 and all(np.isfinite(losses))
+

@@ -183,6 +183,29 @@ def test_repeat_is_a_loop_over_stacked_layers(remat, unroll):
     assert float(jnp.abs(grads["params"]["block"]["dense"]["kernel"]).sum()) > 0
 
 
+@pytest.mark.parametrize("remat", [False, True])
+def test_repeat_runs_per_layer_params_as_an_unrolled_loop(remat):
+    """The decoding layout: the same layers from one buffer per layer (`block_0` …)."""
+    x = jnp.asarray(rand(2, 8, scale=1.0))
+    module = P.Repeat(_Block, 3, {"features": 8}, remat=remat)
+    params = module.init(jax.random.PRNGKey(0), x, 2.0, True)
+    split = P.per_layer_params(params)
+    assert sorted(split["params"]) == ["block_0", "block_1", "block_2"]
+    assert split["params"]["block_1"]["dense"]["kernel"].shape == (8, 8)
+    np.testing.assert_array_equal(split["params"]["block_2"]["dense"]["bias"], params["params"]["block"]["dense"]["bias"][2])
+    y, per_layer = module.apply(params, x, 2.0, True)
+    y_split, per_layer_split = module.apply(split, x, 2.0, True)
+    np.testing.assert_array_equal(np.asarray(y_split), np.asarray(y))
+    np.testing.assert_array_equal(np.asarray(per_layer_split), np.asarray(per_layer))
+    back = P.stacked_params(split)
+    assert jax.tree.structure(back) == jax.tree.structure(jax.tree.map(np.asarray, dict(params)))
+    for a, b in zip(jax.tree.leaves(back), jax.tree.leaves(params)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    partial = {"params": {k: v for k, v in split["params"].items() if k != "block_2"}}
+    with pytest.raises(ValueError, match="per-layer params must be exactly block_0 … block_2"):
+        module.apply(partial, x, 2.0, True)
+
+
 def test_mlp_and_gated_mlp():
     x = jnp.asarray(rand(2, 3, 8, scale=1.0))
     params, y = init_apply(MLP(8, 13, "gelu"), x)

@@ -372,42 +372,44 @@ def test_bfloat16_params_and_compute(tmp_path):
 
 
 @pytest.mark.slow
-def test_torch_export_with_dynamic_batch_and_length(tmp_path):
-    _, folder, (inputs, _) = bert_folder(tmp_path)
-    model = load_port("masked-lm", folder)
-    batch, length = torch.export.Dim("batch"), torch.export.Dim("length", max=40)
-    x = torch_inputs(inputs)
-    exported = torch.export.export(model, (), {"input_ids": x["input_ids"], "attention_mask": x["attention_mask"]},
-                                   dynamic_shapes={"input_ids": {0: batch, 1: length},
-                                                   "attention_mask": {0: batch, 1: length}})
-    other = {"input_ids": torch.randint(1, 100, (2, 6)), "attention_mask": torch.ones(2, 6, dtype=torch.int64)}
+def test_onnx_export_runs_in_onnxruntime_with_dynamic_shapes(tmp_path):
+    """experiments.export's ONNX path (torch.onnx's dynamo exporter, onnxruntime on other
+    shapes than the exported example), compared with the port and with the JAX model."""
+    import onnxruntime
+
+    from experiments.export import export_torch
+
+    _, folder, _ = bert_folder(tmp_path)
+    path = tmp_path / "bert.onnx"
+    assert export_torch(folder, "masked-lm", "onnx", path, max_length=40) <= parity.TOL
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(1)
+    ids = rng.integers(1, 100, (3, 7)).astype(np.int64)
+    mask = np.ones_like(ids)
+    mask[1, 5:] = 0
+    (got,) = session.run(["output"], {"input_ids": ids, "attention_mask": mask})
     with torch.no_grad():
-        assert torch.allclose(exported.module()(**other).logits, model(**other).logits, atol=1e-6)
+        want = load_port("masked-lm", folder)(input_ids=torch.from_numpy(ids),
+                                               attention_mask=torch.from_numpy(mask)).logits.numpy()
+    jax_logits = np.asarray(PretrainedModel.from_pretrained(folder, task="masked-lm")(
+        input_ids=ids, attention_mask=mask).logits)
+    assert got.shape == (3, 7, want.shape[-1])
+    assert np.max(np.abs(got - want)) <= parity.TOL
+    assert np.max(np.abs(got - jax_logits)) <= parity.TOL
 
 
-def test_torchscript_trace_saves_and_reloads_with_the_same_logits(tmp_path):
-    """TorchScript tracing (a wrapper returning the logits tensor: tracing takes tensors out),
-    saved and reloaded without the Python classes; the trace is specialised to its shapes, as
-    tracing is, so it is checked on the traced shapes."""
-    _, folder, (inputs, _) = bert_folder(tmp_path)
-    model = load_port("masked-lm", folder)
-    x = torch_inputs(inputs)
+def test_export_script_writes_torchscript_and_exported_programs(tmp_path):
+    from experiments.export import export_torch
 
-    class Logits(torch.nn.Module):
-        def __init__(self, inner):
-            super().__init__()
-            self.inner = inner
-
-        def forward(self, input_ids, attention_mask):
-            return self.inner(input_ids=input_ids, attention_mask=attention_mask).logits
-
+    _, folder, _ = bert_folder(tmp_path)
+    assert export_torch(folder, "masked-lm", "torchscript", tmp_path / "bert.pt") <= 1e-6
+    assert export_torch(folder, "masked-lm", "torch_export",
+                        tmp_path / "bert.pt2", max_length=40) <= 1e-6
+    program = torch.export.load(str(tmp_path / "bert.pt2")).module()
+    ids = torch.randint(1, 100, (4, 11))
     with torch.no_grad():
-        traced = torch.jit.trace(Logits(model).eval(), (x["input_ids"], x["attention_mask"]), strict=False)
-        traced.save(str(tmp_path / "bert.pt"))
-        reloaded = torch.jit.load(str(tmp_path / "bert.pt"))
-        other = torch.randint(1, 100, tuple(x["input_ids"].shape))
-        want = model(input_ids=other, attention_mask=x["attention_mask"]).logits
-        assert torch.allclose(reloaded(other, x["attention_mask"]), want, atol=1e-6)
+        want = load_port("masked-lm", folder)(input_ids=ids, attention_mask=torch.ones_like(ids)).logits
+        assert torch.allclose(program(ids, torch.ones_like(ids)), want, atol=1e-6)   # other shapes than exported
 
 
 # -- without JAX --------------------------------------------------------------------------------------

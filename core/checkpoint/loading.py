@@ -37,8 +37,9 @@ def read_config(folder) -> PretrainedConfig:
 
 @dataclasses.dataclass
 class LoadedFolder:
-    """`flat`: {flax path: array} for every leaf the checkpoint provides; `new_head`: head
-    paths the caller must initialise itself (init_new_head); `dropped`: checkpoint tensors the
+    """`flat`: {flax path: array} for every leaf the checkpoint provides; `new_head`: paths
+    the caller must initialise itself (init_new_head: the task head, and a pooler the checkpoint
+    lacks); `dropped`: checkpoint tensors the
     model does not use (another task's head, ignored buffers)."""
     flat: dict
     new_head: list
@@ -71,10 +72,14 @@ def load_folder(folder, family: registry.Family, config: PretrainedConfig, task:
         head_present = any(keymap.to_flax(k) is not None and keymap.to_flax(k)[0] in head_paths
                             for k in renamed.values())
         new_head = bool(init_new_head and head_paths and not head_present)
+        # A task head that reads the pooler (sequence classification) may start from a checkpoint
+        # that never had one (a masked-LM checkpoint): transformers initialises it, and so do we.
+        pooler_paths = [p for p in abstract if p.startswith(family.base_prefix + "/pooler/")] \
+            if init_new_head and task != "base" and family.base_prefix else []
+        fresh = set(head_paths if new_head else []) | set(pooler_paths)
         shaped = {new: shapes[old] for old, new in renamed.items()}
         try:
-            plan = km.plan_load(keymap, shaped, abstract, str(folder),
-                                optional_missing=(lambda p: p in head_paths) if new_head else (lambda p: False))
+            plan = km.plan_load(keymap, shaped, abstract, str(folder), optional_missing=fresh.__contains__)
         except km.KeyMapError as e:
             hint = ""
             missing_head = [p for p in head_paths if p in str(e)]
@@ -84,7 +89,8 @@ def load_folder(folder, family: registry.Family, config: PretrainedConfig, task:
             raise km.KeyMapError(str(e) + hint) from None
         original = {new: old for old, new in renamed.items()}
         flat = km.load_tensors(plan, lambda k: source.get(original[k]), abstract, put=put)
-    return LoadedFolder(flat, head_paths if new_head else [], dropped + plan.ignored)
+    initialised = sorted(p for p in fresh if p not in flat)
+    return LoadedFolder(flat, initialised, dropped + plan.ignored)
 
 
 def save_folder(folder, family: registry.Family, config: PretrainedConfig, task: str,

@@ -23,7 +23,24 @@ from absl import logging
 
 from core.generation import search, stopping, streaming
 from core.generation.config import GenerationConfig
+from core.layers import prims as P
 from core.modeling import _STATIC, PretrainedModel
+
+
+def decode_params(model: PretrainedModel):
+    """The params the decode loop runs on. Decoding at small batch reads every weight once per
+    token, and XLA:CPU copies each layer's weights out of a stacked scan (dynamic-slice) before
+    using them — twice the memory traffic. So by default (`model.decode_layout = "per_layer"`)
+    the loop runs on a per-layer copy (`P.per_layer_params`: one buffer per layer, read in
+    place), made on the first `generate` and kept while `model.params` is the same object.
+    `model.decode_layout = "stacked"` decodes on the stacked params (no extra copy of the weights)."""
+    if getattr(model, "decode_layout", "per_layer") == "stacked":
+        return model.params
+    cached = getattr(model, "_decode_params", None)
+    if cached is None or cached[0] is not model.params:
+        cached = (model.params, P.per_layer_params(model.params))
+        model._decode_params = cached
+    return cached[1]
 
 
 class CausalLMModel(PretrainedModel):
@@ -169,12 +186,13 @@ class CausalLMModel(PretrainedModel):
                 knobs)
         if not beam:
             with streaming_session(streamer, knobs, ids) as knobs:
-                sequences, length = search.decode(self.module, plan, self.params, *args[:-1], knobs)
+                sequences, length = search.decode(self.module, plan, decode_params(self), *args[:-1], knobs)
                 return np.asarray(sequences, np.int64)[:, :int(length)]
         # g ** length_penalty in double precision, as transformers' Python arithmetic computes it.
         table = np.array([float(g) ** cfg.length_penalty if g else 1.0 for g in range(max_length - prompt_len + 2)],
                          np.float32)
-        sequences, _, generated = search.beam_search(self.module, plan, self.params, *args, jnp.asarray(table))
+        sequences, _, generated = search.beam_search(self.module, plan, decode_params(self), *args,
+                                                     jnp.asarray(table))
         sequences = np.asarray(sequences, np.int64)[:, :cfg.num_return_sequences]
         generated = np.asarray(generated)[:, :cfg.num_return_sequences]
         sequences = sequences.reshape(batch * cfg.num_return_sequences, max_length)

@@ -24,7 +24,7 @@ import numpy as np
 
 from core.generation import search
 from core.generation.config import GenerationConfig
-from core.generation.model import CausalLMModel, generation_features, streaming_session
+from core.generation.model import CausalLMModel, decode_params, generation_features, streaming_session
 from core.modeling import _STATIC
 
 _SEQ2SEQ_STATIC = _STATIC + ("logits_to_keep", "fill_cross_cache")
@@ -162,10 +162,10 @@ class Seq2SeqLMModel(CausalLMModel):
         args = (dec_ids, dec_mask, positions, prompt_ignore, prng_key, knobs)
         if not beam:
             with streaming_session(streamer, knobs, dec_ids) as knobs:
-                sequences, length = search.decode(self.module, plan, self.params, *args[:-1], knobs, context=context)
+                sequences, length = search.decode(self.module, plan, decode_params(self), *args[:-1], knobs, context=context)
                 return np.asarray(sequences, np.int64)[:, :int(length)]
         table = np.array([float(g) ** cfg.length_penalty if g else 1.0 for g in range(max_length + 1)], np.float32)
-        sequences, _, generated = search.beam_search(self.module, plan, self.params, *args, jnp.asarray(table),
+        sequences, _, generated = search.beam_search(self.module, plan, decode_params(self), *args, jnp.asarray(table),
                                                      context=context)
         sequences = np.asarray(sequences, np.int64)[:, :cfg.num_return_sequences]
         generated = np.asarray(generated)[:, :cfg.num_return_sequences]

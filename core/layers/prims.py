@@ -12,7 +12,7 @@ Conventions every twin follows:
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Mapping, Optional
 
 import flax.linen as nn
 import jax
@@ -258,6 +258,13 @@ class Repeat(nn.Module):
 
     remat: rematerialise each layer's activations in the backward pass (memory for compute).
     unroll: True compiles the loop unrolled (same params; faster on tiny models, slower compile).
+
+    The params decide the layout: stacked params (`block`, what init and checkpoints give)
+    run under the scan; per-layer params (`block_0` … `block_{length-1}`, see
+    `per_layer_params`) run the layers as an unrolled Python loop, each layer reading its own
+    buffers. That is the decoding layout: XLA:CPU copies a layer's weights out of the stack on
+    every scan step (dynamic-slice before each matmul), which at batch 1 doubles the memory
+    traffic that bounds decoding. (Dropout masks differ between the layouts; decoding has none.)
     """
 
     block_cls: Any
@@ -272,6 +279,18 @@ class Repeat(nn.Module):
         block_cls = self.block_cls
         if self.remat:
             block_cls = nn.remat(block_cls, prevent_cse=False, static_argnums=static)
+        kwargs = dict(self.block_kwargs or {})
+        params = self.variables.get("params", {}) if not self.is_initializing() else {}
+        if "block_0" in params:
+            names = [f"block_{i}" for i in range(self.length)]
+            if set(params) != set(names):
+                raise ValueError(f"Repeat of {self.length} layers: per-layer params must be exactly {names[0]} … "
+                                 f"{names[-1]}, got {sorted(params)}")
+            outputs = []
+            for name in names:
+                carry, out = block_cls(**kwargs, name=name)(carry, *args)
+                outputs.append(out)
+            return carry, jax.tree.map(lambda *xs: jnp.stack(xs), *outputs)
         scanned = nn.scan(
             block_cls,
             variable_axes={"params": 0},
@@ -280,8 +299,37 @@ class Repeat(nn.Module):
             length=self.length,
             unroll=self.length if self.unroll else 1,
         )
-        kwargs = dict(self.block_kwargs or {})
         return scanned(**kwargs, name="block")(carry, *args)
+
+
+def per_layer_params(params):
+    """`params` with every `Repeat`'s stacked subtree split into `block_0` … `block_{n-1}`
+    (new buffers, one per layer): the layout `Repeat` runs as an unrolled loop (see `Repeat`).
+    A `Repeat`'s params are a node whose only key is `block` (its scan); when such nodes nest
+    (T5 names its `Repeat` attribute `block` too), the innermost one is the scan. Nested
+    repeats are split at every level. Costs one copy of the stacked weights; `stacked_params`
+    is the inverse."""
+    if not isinstance(params, Mapping):
+        return params
+    inner = params.get("block")
+    if set(params) == {"block"} and isinstance(inner, Mapping) and set(inner) != {"block"}:
+        length = jax.tree.leaves(inner)[0].shape[0]
+        return {f"block_{i}": per_layer_params(jax.tree.map(lambda x, i=i: x[i], inner)) for i in range(length)}
+    return {key: per_layer_params(value) for key, value in params.items()}
+
+
+def _is_layer_name(key: str) -> bool:
+    return key.startswith("block_") and key[len("block_"):].isdigit()
+
+
+def stacked_params(params):
+    """The inverse of `per_layer_params`: `block_0` … `block_{n-1}` stacked back into `block`."""
+    if not isinstance(params, Mapping):
+        return params
+    if params and all(_is_layer_name(k) for k in params):
+        layers = [stacked_params(params[f"block_{i}"]) for i in range(len(params))]
+        return {"block": jax.tree.map(lambda *xs: jnp.stack(xs), *layers)}
+    return {key: stacked_params(value) for key, value in params.items()}
 
 
 # -- convolution and group normalisation (channels-last, as Flax) ---------------------------------

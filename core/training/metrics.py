@@ -45,6 +45,16 @@ class MetricWriter:
         if self._tb is not None:
             self._tb.write(step, {f"{split}/{k}": float(v) for k, v in values.items()})
 
+    def write_text(self, step: int, split: str, texts: list[str]) -> None:
+        """Text records (e.g. generated samples): `{"step", "split", "text": [...]}` in the JSONL
+        file and a text summary in TensorBoard."""
+        if not self.enabled:
+            return
+        with self.path.open("a") as f:
+            f.write(json.dumps({"step": int(step), "split": split, "text": list(texts)}) + "\n")
+        if self._tb is not None:
+            self._tb.write_text(step, split, texts)
+
     def close(self) -> None:
         if self._tb is not None:
             self._tb.close()
@@ -69,6 +79,12 @@ class _TensorBoard:
             for tag, value in scalars.items():
                 self.tf.summary.write(tag, self.tf.constant(value, self.tf.float32), step=int(step),
                                       metadata=self.metadata)
+        self.writer.flush()
+
+    def write_text(self, step: int, tag: str, texts: list[str]) -> None:
+        metadata = type(self.metadata)(plugin_data=type(self.metadata.plugin_data)(plugin_name="text"))
+        with self.writer.as_default():
+            self.tf.summary.write(tag, self.tf.constant(list(texts)), step=int(step), metadata=metadata)
         self.writer.flush()
 
     def close(self) -> None:

@@ -24,11 +24,10 @@ import numpy as np
 from absl import logging
 
 from core import registry
-from core.checkpoint import keymap as km
-from core.checkpoint.keymap import KeyMapError
 from core.modeling import PretrainedModel, read_config
 from core.tokenization import AutoTokenizer
 from core.training import checkpoint as ckpt
+from core.training.export_check import compare_export
 from core.training import data as D
 from core.training import metrics as M
 from core.training import optim
@@ -131,13 +130,8 @@ def build_model(config, tokenizer, names: tuple[str, ...]) -> PretrainedModel:
         family = read_config(folder).model_type
         check_task(task, family)
         kwargs = dict(task=task, dtype=dtype, param_dtype=jnp.float32, remat=m.remat, seed=config.seed)
-        try:
-            model = PretrainedModel.from_pretrained(folder, init_new_head=task == "sequence-classification",
-                                                    **kwargs, **overrides)
-        except KeyMapError as error:
-            if task != "sequence-classification":
-                raise
-            model = _with_fresh_pooler(folder, kwargs, overrides, error)
+        model = PretrainedModel.from_pretrained(folder, init_new_head=task == "sequence-classification",
+                                                **kwargs, **overrides)
         if model.load_report.get("initialised"):
             logging.info("new %s head initialised: %s", task, model.load_report["initialised"])
         return model
@@ -155,27 +149,6 @@ def build_model(config, tokenizer, names: tuple[str, ...]) -> PretrainedModel:
                                        param_dtype=jnp.float32, remat=m.remat)
 
 
-def _with_fresh_pooler(folder, kwargs: dict, overrides: dict, error: Exception) -> PretrainedModel:
-    """A classifier from a checkpoint without a pooler (e.g. a masked-LM one), as `transformers`
-    does it: the encoder from the checkpoint, the pooler and the head newly initialised."""
-    try:
-        encoder = PretrainedModel.from_pretrained(folder, task="base", dtype=kwargs["dtype"],
-                                                  module_kwargs={"add_pooling_layer": False}, **overrides)
-    except Exception:   # noqa: BLE001 -- not the pooler case: report the original problem
-        raise error from None
-    model = PretrainedModel.from_config(encoder.config, **kwargs)
-    prefix = model.family.base_prefix
-    flat = km.flatten(model.params)
-    loaded = km.flatten(encoder.params)
-    for path, value in loaded.items():
-        flat[f"{prefix}/{path}"] = value
-    model.params = km.unflatten(flat)
-    model.load_report = {"dropped": encoder.load_report.get("dropped", []),
-                         "initialised": sorted(p for p in flat if p.removeprefix(prefix + "/") not in loaded)}
-    logging.info("%s has no pooler: encoder loaded, pooler and head initialised", folder)
-    return model
-
-
 def _write_json(path: pathlib.Path, value) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(json.dumps(value, indent=2, default=str) + "\n")
@@ -189,6 +162,33 @@ def export_hf(model: PretrainedModel, params, folder: pathlib.Path, tokenizer_di
         for name in TOKENIZER_FILES:
             if (tokenizer_dir / name).is_file():
                 shutil.copy2(tokenizer_dir / name, folder / name)
+
+
+def generate_samples(model: PretrainedModel, params, tokenizer, sample) -> list[str]:
+    """Continue each of `sample.prompts` ("|"-separated) with the current params (causal LMs);
+    sampling is seeded, so the same params give the same text."""
+    prompts = [p for p in sample.prompts.split("|") if p.strip()]
+    if not prompts:
+        return []
+    rows = [tokenizer(p)["input_ids"] for p in prompts]
+    # Left padding; a tokenizer without a pad token (the embedded BPE) pads with EOS, as
+    # transformers users do — the attention mask hides it either way.
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else D.SpecialIds.of(tokenizer).eos
+    width = max(len(r) for r in rows)
+    encoded = {"input_ids": np.array([[pad] * (width - len(r)) + list(r) for r in rows], np.int64),
+               "attention_mask": np.array([[0] * (width - len(r)) + [1] * len(r) for r in rows], np.int64)}
+    options = dict(max_new_tokens=sample.max_new_tokens, pad_token_id=pad)
+    if sample.temperature > 0:
+        options.update(do_sample=True, temperature=sample.temperature, top_k=sample.top_k, seed=0)
+    else:
+        options.update(do_sample=False)
+    held, model.params = model.params, jax.device_get(params)
+    try:
+        ids = model.generate(encoded["input_ids"], attention_mask=encoded["attention_mask"], **options)
+    finally:
+        model.params = held
+    prompt_len = encoded["input_ids"].shape[1]
+    return [p + tokenizer.decode(row[prompt_len:], skip_special_tokens=True) for p, row in zip(prompts, ids)]
 
 
 # -- the experiment ---------------------------------------------------------------------------------
@@ -319,8 +319,15 @@ def train(config, workdir, return_params: bool = False):
         progress.write(f"eval @ step {step}: " + ", ".join(f"{k} {v:.4g}" for k, v in result.items())
                        + f" ({time.time() - tic:.1f}s)")
         summary.setdefault("eval_history", []).append({"step": step, **result})
+        if samples_wanted:
+            texts = generate_samples(exp.model, exp.placement.saveable(state)["params"], exp.tokenizer, config.sample)
+            writer.write_text(step, "samples", texts)
+            progress.write("\n".join(f"  sample @ step {step}: {t!r}" for t in texts))
+            summary["samples"] = texts
         return result
 
+    # Samples need every param on this host: single-process runs only.
+    samples_wanted = config.task == "causal-lm" and bool(config.sample.prompts.strip()) and exp.process_count == 1
     if start == 0 and t.eval_at_start:
         run_eval(0)
 
@@ -405,6 +412,9 @@ def train(config, workdir, return_params: bool = False):
         if primary:
             export_hf(exp.model, params, workdir / "hf", exp.tokenizer_dir)
             summary["export"] = str(workdir / "hf")
+            if config.export_check and eval_batches:
+                batch = {k: v[:4] for k, v in eval_batches[0].items() if k in exp.input_names}
+                summary["export_check"] = compare_export(workdir / "hf", config.task, batch)
     store.close()
     summary["seconds"] = time.time() - started
     summary["end_step"] = step

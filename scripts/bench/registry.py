@@ -83,9 +83,14 @@ class Context:
 
     def bert_folder(self, config_kwargs: dict):
         """The shared `transformers`-written BERT folder for this config (built once per run)."""
+        return self.folder("bert", config_kwargs)
+
+    def folder(self, kind: str, config_kwargs: dict):
+        """The shared `transformers`-written folder of `kind` ("bert", "gpt2", "t5") for this
+        config (built once per run)."""
         from scripts.bench import models
 
-        key = repr(sorted(config_kwargs.items()))
+        key = (kind, repr(sorted(config_kwargs.items())))
         if key not in self._folders:
-            self._folders[key] = models.build_bert_folder(self.work_dir, config_kwargs, self.log)
+            self._folders[key] = models.build_folder(self.work_dir, kind, config_kwargs, self.log)
         return self._folders[key]

@@ -1,0 +1,1 @@
+"""BEiT: a ViT with relative position biases, layer scale and mean pooling."""

@@ -1,0 +1,1 @@
+"""ViTMAE: masked-autoencoder pre-training of a ViT (random patch masking + a small decoder)."""
