@@ -252,6 +252,19 @@ FAMILIES.update({
 })
 
 
+FAMILIES.update({
+    "convnext": Family("convnext", "core.models.convnext.config:ConvNextConfig", "core.models.convnext.modeling",
+                       "core.models.convnext.params", "convnext", {
+                           "base": ("ConvNextModule", "ConvNextModel"),
+                           "image-classification": ("ConvNextForImageClassification",
+                                                    "ConvNextForImageClassification")}),
+    "resnet": Family("resnet", "core.models.resnet.config:ResNetConfig", "core.models.resnet.modeling",
+                     "core.models.resnet.params", "resnet", {
+                         "base": ("ResNetModule", "ResNetModel"),
+                         "image-classification": ("ResNetForImageClassification", "ResNetForImageClassification")}),
+})
+
+
 def family(model_type: str) -> Family:
     try:
         return FAMILIES[model_type]

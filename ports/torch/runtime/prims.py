@@ -502,10 +502,11 @@ class BatchNorm(nn.Module):
             names.update({"scale": ("weight", False), "bias": ("bias", False)})
         return names
 
-    def forward(self, x: torch.Tensor, use_running_average: bool = True):
+    def forward(self, x: torch.Tensor, use_running_average: Optional[bool] = True):
         _check_features(x, self.features, "BatchNorm")
         x32 = x.to(torch.float32)
-        if use_running_average:
+        # None (a port's `deterministic` when the caller gives none) follows train() / eval().
+        if not _training(self, use_running_average):
             mean, var = self.running_mean.detach().to(torch.float32), self.running_var.detach().to(torch.float32)
             new_stats = (self.running_mean, self.running_var)
         else:

@@ -1,0 +1,1 @@
+"""ResNet: residual convolutional nets (basic and bottleneck blocks) with BatchNorm."""
