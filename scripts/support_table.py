@@ -34,7 +34,8 @@ MODEL_TYPES = {
     "T5": "t5", "MT5": "mt5", "UMT5": "umt5", "BART": "bart", "mBART": "mbart", "Marian": "marian",
     "Pegasus": "pegasus", "M2M100": "m2m_100", "Blenderbot": "blenderbot", "BlenderbotSmall": "blenderbot-small",
     "PLBart": "plbart", "MVP": "mvp", "ViT": "vit", "DeiT": "deit", "ViTMSN": "vit_msn", "BEiT": "beit",
-    "ViTMAE": "vit_mae", "CLIP": "clip",
+    "ViTMAE": "vit_mae", "CLIP": "clip", "ConvNeXT": "convnext", "ResNet": "resnet", "Swin Transformer": "swin",
+    "Wav2Vec2": "wav2vec2", "Hubert": "hubert", "WavLM": "wavlm", "Whisper": "whisper",
 }
 # Registered model types that are parts of a table row (CLIP's towers load on their own).
 PARTS = {"clip_text_model": "clip", "clip_vision_model": "clip"}
