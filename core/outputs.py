@@ -242,6 +242,38 @@ class CLIPOutput(ModelOutput):
 ALL_OUTPUTS = ALL_OUTPUTS + (CLIPOutput,)
 
 
+# Hierarchical vision encoders (Swin): transformers' Swin outputs add `reshaped_hidden_states`,
+# the embeddings and each stage's output as (batch, channels, height, width) maps.
+@dataclasses.dataclass
+class SwinModelOutput(ModelOutput):
+    last_hidden_state: Any = None
+    pooler_output: Optional[Any] = None
+    hidden_states: Optional[tuple] = None
+    attentions: Optional[tuple] = None
+    reshaped_hidden_states: Optional[tuple] = None
+
+
+@dataclasses.dataclass
+class SwinImageClassifierOutput(ModelOutput):
+    loss: Optional[Any] = None
+    logits: Any = None
+    hidden_states: Optional[tuple] = None
+    attentions: Optional[tuple] = None
+    reshaped_hidden_states: Optional[tuple] = None
+
+
+@dataclasses.dataclass
+class SwinMaskedImageModelingOutput(ModelOutput):
+    loss: Optional[Any] = None
+    reconstruction: Any = None
+    hidden_states: Optional[tuple] = None
+    attentions: Optional[tuple] = None
+    reshaped_hidden_states: Optional[tuple] = None
+
+
+ALL_OUTPUTS = ALL_OUTPUTS + (SwinModelOutput, SwinImageClassifierOutput, SwinMaskedImageModelingOutput)
+
+
 # Masked autoencoders (ViTMAE): which patches were hidden, and how to undo the shuffle.
 @dataclasses.dataclass
 class ViTMAEModelOutput(ModelOutput):

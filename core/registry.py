@@ -265,6 +265,15 @@ FAMILIES.update({
 })
 
 
+FAMILIES.update({
+    "swin": Family("swin", "core.models.swin.config:SwinConfig", "core.models.swin.modeling",
+                   "core.models.swin.params", "swin", {
+                       "base": ("SwinModule", "SwinModel"),
+                       "image-classification": ("SwinForImageClassification", "SwinForImageClassification"),
+                       "masked-image-modeling": ("SwinForMaskedImageModeling", "SwinForMaskedImageModeling")}),
+})
+
+
 def family(model_type: str) -> Family:
     try:
         return FAMILIES[model_type]

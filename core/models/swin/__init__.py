@@ -1,0 +1,1 @@
+"""Swin Transformer: a hierarchical vision transformer with shifted-window attention."""
