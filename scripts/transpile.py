@@ -624,6 +624,11 @@ class Linter(cst.CSTVisitor):
                 continue
             self._check_attribute_name(node, attr, "attribute")
             value = node.value
+            if isinstance(value, cst.BinaryOperation) and isinstance(value.operator, cst.Add) and any(
+                    isinstance(side, (cst.List, cst.ListComp, cst.Tuple)) for side in (value.left, value.right)):
+                self.report(node, f"`self.{attr} = [...] + ...`: the ports register a list of submodules only "
+                                  "when it is one list literal or comprehension; build it as one (e.g. "
+                                  "`[Block(..., first=i == 0) for i in range(n)]`)")
             if isinstance(value, cst.Call) and (_resolve(value.func, self.aliases) or "").startswith(JAX_OP_NAMESPACES):
                 self.report(node, f"`self.{attr}` is an array computed in setup(): compute it in __call__ (or "
                                   "make it a param); setup creates submodules, params and Python values")

@@ -216,6 +216,26 @@ def test_one_compilation_serves_new_values_and_params_are_arguments(pair):
     assert "stablehlo.while" in lowered.as_text()
 
 
+def test_decoding_runs_on_per_layer_params_made_once(pair):
+    """generate decodes on one buffer per layer (see core.generation.model.decode_params):
+    the same tokens as the stacked layout, the copy made once per params object."""
+    reference, ours, folder = pair
+    ids, mask = prompts()
+    per_layer = ours.generate(ids, attention_mask=mask, max_new_tokens=12, num_beams=2)
+    split = ours._decode_params[1]
+    assert "block_0" in split["transformer"]["h"] and "block" not in split["transformer"]["h"]
+    ours.generate(ids, attention_mask=mask, max_new_tokens=3)
+    assert ours._decode_params[1] is split                     # cached while params are the same
+    ours.decode_layout = "stacked"
+    try:
+        np.testing.assert_array_equal(ours.generate(ids, attention_mask=mask, max_new_tokens=12, num_beams=2),
+                                      per_layer)
+    finally:
+        ours.decode_layout = "per_layer"
+    np.testing.assert_array_equal(per_layer, reference_generate(reference, ids, mask, max_new_tokens=12,
+                                                                num_beams=2))
+
+
 # -- generation configs -----------------------------------------------------------------------------
 
 def test_generation_config_file_and_priorities(pair, tmp_path):

@@ -314,7 +314,9 @@ def test_bad_inputs_and_unservable_tasks_raise_clear_errors(folders, ours):
         pipeline("fill-mask", model=folders["nli"])
     with pytest.raises(PipelineError, match="BertForQuestionAnswering head"):
         pipeline("question-answering", model=folders["mlm"])
-    with pytest.raises(KeyError, match="Unknown task 'summarization'.*fill-mask"):
+    with pytest.raises(KeyError, match="Unknown task 'speech-to-text'.*fill-mask"):
+        pipeline("speech-to-text", model=folders["mlm"])
+    with pytest.raises(PipelineError, match="seq2seq-lm"):
         pipeline("summarization", model=folders["mlm"])
     with pytest.raises(FileNotFoundError, match="not a directory.*do not download"):
         pipeline("fill-mask", model="bert-base-uncased")

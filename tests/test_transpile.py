@@ -73,6 +73,7 @@ BAD_MODULE = [
     ("        self.norm = P.LocalResponseNorm(4)", "`P.LocalResponseNorm` has no twin"),
     ("        self.to = P.Dropout(0.1)", "attribute `to` clashes"),
     ("        self.init_fn = nn.initializers.normal(0.02)", "use P.normal_init"),
+    ("        self.layers = [P.Dense(4, 4)] + [P.Dense(4, 4) for _ in range(2)]", "one list literal or comprehension"),
     ("", None),
     ("    def __call__(self, x, deterministic: bool = True):", None),
     ("        y = x.reshape(-1, 4)", "array method `.reshape()`"),

@@ -47,6 +47,8 @@ class CausalLMModel(PretrainedModel):
     """See the module docstring. `generation_config` holds the model's generation defaults
     (`generation_config.json`, else the token ids of config.json)."""
 
+    decode_layout = "per_layer"     # or "stacked": see `decode_params`
+
     def __init__(self, config, module, params: Mapping, task: str, load_report: Optional[dict] = None,
                  generation_config: Optional[GenerationConfig] = None):
         super().__init__(config, module, params, task, load_report)

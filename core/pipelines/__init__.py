@@ -7,7 +7,9 @@
 
 Tasks: feature-extraction, fill-mask, text-classification (alias sentiment-analysis),
 token-classification (alias ner), question-answering (transformers v4 semantics; v5 removed it),
-zero-shot-classification. Output formats (keys, order, score semantics and types) are
+zero-shot-classification; text-generation (transformers v5 semantics, chats included);
+text2text-generation, summarization, translation (alias translation_XX_to_YY; v4 semantics, v5 removed
+them); image-classification, zero-shot-image-classification (CLIP). Output formats (keys, order, score semantics and types) are
 transformers'. Batches are padded to a small set of shapes (see `core.pipelines.base`).
 """
 from __future__ import annotations
@@ -19,8 +21,11 @@ import jax.numpy as jnp
 from .base import Pipeline, PipelineError, load_model, load_tokenizer
 from .feature_extraction import FeatureExtractionPipeline
 from .fill_mask import FillMaskPipeline
+from .image_classification import ImageClassificationPipeline, ZeroShotImageClassificationPipeline
 from .question_answering import QuestionAnsweringPipeline
+from .text2text_generation import SummarizationPipeline, Text2TextGenerationPipeline, TranslationPipeline
 from .text_classification import TextClassificationPipeline
+from .text_generation import TextGenerationPipeline
 from .token_classification import TokenClassificationPipeline
 from .zero_shot_classification import ZeroShotClassificationPipeline
 
@@ -31,6 +36,12 @@ PIPELINES: dict[str, type[Pipeline]] = {
     "token-classification": TokenClassificationPipeline,
     "question-answering": QuestionAnsweringPipeline,
     "zero-shot-classification": ZeroShotClassificationPipeline,
+    "text-generation": TextGenerationPipeline,
+    "text2text-generation": Text2TextGenerationPipeline,
+    "summarization": SummarizationPipeline,
+    "translation": TranslationPipeline,
+    "image-classification": ImageClassificationPipeline,
+    "zero-shot-image-classification": ZeroShotImageClassificationPipeline,
 }
 ALIASES = {"sentiment-analysis": "text-classification", "ner": "token-classification"}
 
@@ -49,12 +60,17 @@ def pipeline(task: str, model=None, tokenizer=None, batch_size: int = 1, dtype=j
     if not isinstance(task, str):
         raise TypeError(f"task must be a string, one of {sorted(PIPELINES)}, got {task!r}")
     name = ALIASES.get(task, task)
+    if name.startswith("translation_"):          # translation_en_to_fr: the languages (and T5's prefix)
+        name = "translation"
     if name not in PIPELINES:
         raise KeyError(f"Unknown task {task!r}; Rosetta's pipelines: {', '.join(sorted([*PIPELINES, *ALIASES]))}")
     if model is None:
         raise PipelineError(f"{name}: pass model=<folder>; Rosetta has no default checkpoints and does not "
                             "download from the Hub")
     cls = PIPELINES[name]
+    if hasattr(cls, "create"):                   # generation and image pipelines load what they need
+        return cls.create(task if name == "translation" else name, model, tokenizer, batch_size, dtype,
+                          min_length_bucket, model_kwargs)
     loaded = load_model(name, cls.head, model, dtype=dtype, model_kwargs=model_kwargs,
                         optional_pooler=cls.head == "base")
     tok = load_tokenizer(name, tokenizer, model)
@@ -62,7 +78,8 @@ def pipeline(task: str, model=None, tokenizer=None, batch_size: int = 1, dtype=j
 
 
 __all__ = [
-    "ALIASES", "PIPELINES", "FeatureExtractionPipeline", "FillMaskPipeline", "Pipeline", "PipelineError",
-    "QuestionAnsweringPipeline", "TextClassificationPipeline", "TokenClassificationPipeline",
-    "ZeroShotClassificationPipeline", "pipeline",
+    "ALIASES", "PIPELINES", "FeatureExtractionPipeline", "FillMaskPipeline", "ImageClassificationPipeline",
+    "Pipeline", "PipelineError", "QuestionAnsweringPipeline", "SummarizationPipeline", "Text2TextGenerationPipeline",
+    "TextClassificationPipeline", "TextGenerationPipeline", "TokenClassificationPipeline", "TranslationPipeline",
+    "ZeroShotClassificationPipeline", "ZeroShotImageClassificationPipeline", "pipeline",
 ]
