@@ -79,3 +79,13 @@ class AutoModelForImageClassification(_AutoModel):
 
 class AutoModelForMaskedImageModeling(_AutoModel):
     task = "masked-image-modeling"
+
+class AutoModelForCTC(_AutoModel):
+    """Speech encoders with a CTC head (Wav2Vec2, HuBERT): per-frame logits over characters."""
+    task = "ctc"
+
+
+class AutoModelForAudioClassification(_AutoModel):
+    """Speech encoders with a pooled classifier (transformers' *ForSequenceClassification)."""
+    task = "sequence-classification"
+

@@ -242,6 +242,29 @@ class CLIPOutput(ModelOutput):
 ALL_OUTPUTS = ALL_OUTPUTS + (CLIPOutput,)
 
 
+# Speech encoders (Wav2Vec2 / HuBERT / WavLM).
+@dataclasses.dataclass
+class Wav2Vec2BaseModelOutput(ModelOutput):
+    """The bare speech encoder (transformers: Wav2Vec2BaseModelOutput): `extract_features` are
+    the feature encoder's frames after the projection's LayerNorm (batch, frames, conv_dim[-1])."""
+    last_hidden_state: Any = None
+    extract_features: Any = None
+    hidden_states: Optional[tuple] = None
+    attentions: Optional[tuple] = None
+
+
+@dataclasses.dataclass
+class CausalLMOutput(ModelOutput):
+    """Per-frame logits without a cache (transformers: CausalLMOutput; the CTC heads)."""
+    loss: Optional[Any] = None
+    logits: Any = None
+    hidden_states: Optional[tuple] = None
+    attentions: Optional[tuple] = None
+
+
+ALL_OUTPUTS = ALL_OUTPUTS + (Wav2Vec2BaseModelOutput, CausalLMOutput)
+
+
 # Hierarchical vision encoders (Swin): transformers' Swin outputs add `reshaped_hidden_states`,
 # the embeddings and each stage's output as (batch, channels, height, width) maps.
 @dataclasses.dataclass

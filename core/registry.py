@@ -13,7 +13,7 @@ from typing import Mapping
 TASKS = ("base", "masked-lm", "sequence-classification", "token-classification",
          "question-answering", "multiple-choice", "pretraining", "causal-lm", "seq2seq-lm",
          "encoder", "image-classification", "image-classification-with-teacher", "masked-image-modeling",
-         "text-encoder", "vision-encoder")
+         "text-encoder", "vision-encoder", "ctc")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -271,6 +271,22 @@ FAMILIES.update({
                        "base": ("SwinModule", "SwinModel"),
                        "image-classification": ("SwinForImageClassification", "SwinForImageClassification"),
                        "masked-image-modeling": ("SwinForMaskedImageModeling", "SwinForMaskedImageModeling")}),
+})
+
+
+def _wav2vec2_like(model_type: str, config: str, prefix: str, hf: str) -> Family:
+    """Wav2Vec2 / HuBERT (core/models/wav2vec2): one module set, per-type configs."""
+    return Family(model_type, f"core.models.wav2vec2.config:{config}", "core.models.wav2vec2.modeling",
+                  "core.models.wav2vec2.params", prefix, {
+                      "base": ("Wav2Vec2Module", f"{hf}Model"),
+                      "ctc": ("Wav2Vec2ForCTC", f"{hf}ForCTC"),
+                      "sequence-classification": ("Wav2Vec2ForSequenceClassification",
+                                                  f"{hf}ForSequenceClassification")})
+
+
+FAMILIES.update({
+    "wav2vec2": _wav2vec2_like("wav2vec2", "Wav2Vec2Config", "wav2vec2", "Wav2Vec2"),
+    "hubert": _wav2vec2_like("hubert", "HubertConfig", "hubert", "Hubert"),
 })
 
 

@@ -22,7 +22,7 @@ from ports.tf.runtime.module import Module, port_module
 __all__ = ["AutoConfig", "AutoModel", "AutoModelForMaskedLM", "AutoModelForSequenceClassification",
            "AutoModelForTokenClassification", "AutoModelForQuestionAnswering", "AutoModelForMultipleChoice",
            "AutoModelForPreTraining", "AutoModelForCausalLM", "AutoModelForImageClassification",
-           "AutoModelForMaskedImageModeling", "AutoModelForSeq2SeqLM", "Module", "model_class"]
+           "AutoModelForMaskedImageModeling", "AutoModelForCTC", "AutoModelForAudioClassification", "AutoModelForSeq2SeqLM", "Module", "model_class"]
 
 
 def model_class(model_type: str, task: str) -> type:
@@ -103,3 +103,11 @@ class AutoModelForImageClassification(_AutoModel):
 
 class AutoModelForMaskedImageModeling(_AutoModel):
     task = "masked-image-modeling"
+
+
+class AutoModelForCTC(_AutoModel):
+    task = "ctc"
+
+
+class AutoModelForAudioClassification(_AutoModel):
+    task = "sequence-classification"

@@ -1,0 +1,482 @@
+"""Wav2Vec2 and HuBERT: a 1-D convolutional feature encoder over raw audio, a feature
+projection, a convolutional relative position embedding, a Transformer encoder (post-norm, or
+pre-norm with a final LayerNorm: `do_stable_layer_norm`), and the CTC and sequence-
+classification heads, in the portable Flax subset.
+
+Inputs are `input_values` (batch, samples) float and an optional `attention_mask` over
+samples; the frame mask is derived with the conv output-length formula
+(`transformers`' `_get_feat_extract_output_lengths`). SpecAugment masking (`mask_time_prob`)
+is training-time data augmentation in `transformers` and is not applied (as in eval mode);
+the `masked_spec_embed` vector is kept so checkpoints load and save unchanged.
+
+Submodule names follow the `transformers` checkpoint layout (feature_extractor/conv_layers.N,
+feature_projection, encoder/pos_conv_embed/conv, encoder/layers.N/attention/{q,k,v,out}_proj,
+feed_forward/{intermediate,output}_dense, layer_norm, final_layer_norm), so `params.py` is a
+table of renames. The weight-normed positional conv keeps torch's (g, v) parametrisation as
+params (`weight_g` (1, 1, kernel), `weight_v` (out, in/groups, kernel)); the effective kernel
+g·v/‖v‖ (norm over all axes but the kernel axis) is computed here, so saving writes back the
+same two tensors.
+"""
+import chex
+import jax
+import jax.numpy as jnp
+import flax.linen as nn
+
+from core import outputs
+from core.layers import losses
+from core.layers import prims as P
+from core.models.wav2vec2.config import SpeechEncoderConfig
+
+NEG = -1e30       # log(0) of the CTC recursion: finite, so no inf - inf NaNs
+
+
+def frame_lengths(config, lengths):
+    """Samples → frames, per example: the conv output-length formula of every feature layer."""
+    for kernel, stride in zip(config.conv_kernel, config.conv_stride):
+        lengths = (lengths - kernel) // stride + 1
+    return lengths
+
+
+def frame_mask(config, attention_mask, num_frames: int):
+    """(batch, samples) mask → (batch, frames) bool: frames before each example's length."""
+    lengths = frame_lengths(config, jnp.sum(jnp.asarray(attention_mask, jnp.int32), axis=-1))
+    return jnp.expand_dims(jnp.arange(num_frames), 0) < jnp.expand_dims(lengths, -1)
+
+
+class Wav2Vec2ConvLayer(nn.Module):
+    """conv → (GroupNorm with one group per channel | LayerNorm over channels | nothing) → act,
+    channels-last (batch, time, channels)."""
+    config: SpeechEncoderConfig
+    layer_id: int = 0
+    norm: str = ""
+    dtype: jnp.dtype = jnp.float32
+    param_dtype: jnp.dtype = jnp.float32
+
+    def setup(self):
+        c = self.config
+        in_dim = c.conv_dim[self.layer_id - 1] if self.layer_id > 0 else 1
+        out_dim = c.conv_dim[self.layer_id]
+        self.conv = P.Conv(out_dim, in_dim, (c.conv_kernel[self.layer_id],), c.conv_stride[self.layer_id], "VALID",
+                           1, 1, c.conv_bias, c.initializer_range, self.dtype, self.param_dtype)
+        if self.norm == "group":
+            self.layer_norm = P.GroupNorm(out_dim, out_dim, 1e-5, True, self.dtype, self.param_dtype)
+        elif self.norm == "layer":
+            self.layer_norm = P.LayerNorm(out_dim, 1e-5, dtype=self.dtype, param_dtype=self.param_dtype)
+
+    def __call__(self, hidden):
+        hidden = self.conv(hidden)
+        if self.norm:
+            hidden = self.layer_norm(hidden)
+        return P.act(hidden, self.config.feat_extract_activation)
+
+
+class Wav2Vec2FeatureEncoder(nn.Module):
+    """(batch, samples) → (batch, frames, conv_dim[-1])."""
+    config: SpeechEncoderConfig
+    dtype: jnp.dtype = jnp.float32
+    param_dtype: jnp.dtype = jnp.float32
+
+    def setup(self):
+        c = self.config
+        if c.feat_extract_norm == "group":
+            norms = ["group"] + [""] * (len(c.conv_dim) - 1)
+        else:
+            norms = ["layer"] * len(c.conv_dim)
+        self.conv_layers = [Wav2Vec2ConvLayer(c, i, norms[i], self.dtype, self.param_dtype)
+                            for i in range(len(c.conv_dim))]
+
+    def __call__(self, input_values):
+        hidden = jnp.expand_dims(jnp.asarray(input_values, self.dtype), -1)
+        for layer in self.conv_layers:
+            hidden = layer(hidden)
+        return hidden
+
+
+class Wav2Vec2FeatureProjection(nn.Module):
+    """LayerNorm (optional in HuBERT) → Dense → dropout; also returns the normed features."""
+    config: SpeechEncoderConfig
+    dtype: jnp.dtype = jnp.float32
+    param_dtype: jnp.dtype = jnp.float32
+
+    def setup(self):
+        c = self.config
+        if c.projection_layer_norm:
+            self.layer_norm = P.LayerNorm(c.conv_dim[-1], c.layer_norm_eps, dtype=self.dtype,
+                                          param_dtype=self.param_dtype)
+        self.projection = P.Dense(c.hidden_size, c.conv_dim[-1], True, c.initializer_range, self.dtype,
+                                  self.param_dtype)
+        self.dropout = P.Dropout(c.feat_proj_dropout)
+
+    def __call__(self, features, deterministic: bool = True):
+        normed = features
+        if self.config.projection_layer_norm:
+            normed = self.layer_norm(features)
+        return self.dropout(self.projection(normed), deterministic=deterministic), normed
+
+
+class GroupedConv1D(nn.Module):
+    """A grouped 1-D conv with torch's weight layout (out, in/groups, kernel), "same" length
+    output: pad kernel//2 on both sides and keep the first `time` outputs (transformers'
+    SamePadLayer drops the last one for even kernels). With `weight_norm` the kernel is
+    g·v/‖v‖ (torch's weight_norm(dim=2): g (1, 1, kernel), the norm over the other axes).
+    Computed as one einsum per kernel tap over shifted slices (portable; no lax.conv)."""
+    features: int
+    kernel_size: int
+    groups: int
+    weight_norm: bool = True
+    init_std: float = 0.02
+    dtype: jnp.dtype = jnp.float32
+    param_dtype: jnp.dtype = jnp.float32
+
+    def setup(self):
+        shape = (self.features, self.features // self.groups, self.kernel_size)
+        if self.weight_norm:
+            self.weight_g = self.param("weight_g", P.ones_init(), (1, 1, self.kernel_size), self.param_dtype)
+            self.weight_v = self.param("weight_v", P.normal_init(self.init_std), shape, self.param_dtype)
+        else:
+            self.weight = self.param("weight", P.normal_init(self.init_std), shape, self.param_dtype)
+        self.bias = self.param("bias", P.zeros_init(), (self.features,), self.param_dtype)
+
+    def kernel(self):
+        if not self.weight_norm:
+            return jnp.asarray(self.weight, jnp.float32)
+        v = jnp.asarray(self.weight_v, jnp.float32)
+        norm = jnp.power(jnp.sum(jnp.square(v), axis=(0, 1), keepdims=True), 0.5)
+        return jnp.asarray(self.weight_g, jnp.float32) * v / norm
+
+    def __call__(self, hidden):
+        batch, time, features = jnp.shape(hidden)
+        groups = self.groups
+        per_group = features // groups
+        pad = self.kernel_size // 2
+        zeros = jnp.zeros((batch, pad, features), self.dtype)
+        padded = jnp.concatenate([zeros, jnp.asarray(hidden, self.dtype), zeros], axis=1)
+        kernel = jnp.asarray(jnp.reshape(self.kernel(), (groups, per_group, per_group, self.kernel_size)), self.dtype)
+        out = jnp.zeros((batch, time, groups, per_group), self.dtype)
+        for k in range(self.kernel_size):
+            window = jnp.reshape(padded[:, k:k + time], (batch, time, groups, per_group))
+            out = out + jnp.einsum("btgi,goi->btgo", window, kernel[:, :, :, k])
+        return jnp.reshape(out, (batch, time, features)) + jnp.asarray(self.bias, self.dtype)
+
+
+class Wav2Vec2PositionalConvEmbedding(nn.Module):
+    """(HuBERT: BatchNorm →) weight-normed grouped conv → activation."""
+    config: SpeechEncoderConfig
+    dtype: jnp.dtype = jnp.float32
+    param_dtype: jnp.dtype = jnp.float32
+
+    def setup(self):
+        c = self.config
+        if c.pos_batch_norm:
+            self.batch_norm = P.BatchNorm(c.hidden_size, 1e-5, 0.1, True, self.dtype, self.param_dtype)
+        self.conv = GroupedConv1D(c.hidden_size, c.num_conv_pos_embeddings, c.num_conv_pos_embedding_groups,
+                                  not c.pos_batch_norm, c.initializer_range, self.dtype, self.param_dtype)
+
+    def __call__(self, hidden):
+        if self.config.pos_batch_norm:
+            hidden, _ = self.batch_norm(hidden, True)
+        return P.act(self.conv(hidden), self.config.feat_extract_activation)
+
+
+class Wav2Vec2Attention(nn.Module):
+    config: SpeechEncoderConfig
+    dtype: jnp.dtype = jnp.float32
+    param_dtype: jnp.dtype = jnp.float32
+
+    def setup(self):
+        c = self.config
+        h = c.hidden_size
+        self.q_proj = P.Dense(h, h, True, c.initializer_range, self.dtype, self.param_dtype)
+        self.k_proj = P.Dense(h, h, True, c.initializer_range, self.dtype, self.param_dtype)
+        self.v_proj = P.Dense(h, h, True, c.initializer_range, self.dtype, self.param_dtype)
+        self.out_proj = P.Dense(h, h, True, c.initializer_range, self.dtype, self.param_dtype)
+        self.core = P.AttentionCore(c.attention_dropout, self.dtype)
+
+    def __call__(self, hidden, mask=None, deterministic: bool = True, output_attentions: bool = False):
+        c = self.config
+        batch, length, _ = jnp.shape(hidden)
+        heads_shape = (batch, length, c.num_attention_heads, c.head_dim)
+        q = jnp.reshape(self.q_proj(hidden), heads_shape)
+        k = jnp.reshape(self.k_proj(hidden), heads_shape)
+        v = jnp.reshape(self.v_proj(hidden), heads_shape)
+        context, weights = self.core(q, k, v, mask=mask, deterministic=deterministic, return_weights=output_attentions)
+        return self.out_proj(jnp.reshape(context, (batch, length, c.hidden_size))), weights
+
+
+class Wav2Vec2FeedForward(nn.Module):
+    config: SpeechEncoderConfig
+    dtype: jnp.dtype = jnp.float32
+    param_dtype: jnp.dtype = jnp.float32
+
+    def setup(self):
+        c = self.config
+        self.intermediate_dense = P.Dense(c.intermediate_size, c.hidden_size, True, c.initializer_range, self.dtype,
+                                          self.param_dtype)
+        self.intermediate_dropout = P.Dropout(c.activation_dropout)
+        self.output_dense = P.Dense(c.hidden_size, c.intermediate_size, True, c.initializer_range, self.dtype,
+                                    self.param_dtype)
+        self.output_dropout = P.Dropout(c.hidden_dropout)
+
+    def __call__(self, hidden, deterministic: bool = True):
+        hidden = self.intermediate_dropout(P.act(self.intermediate_dense(hidden), self.config.hidden_act),
+                                           deterministic=deterministic)
+        return self.output_dropout(self.output_dense(hidden), deterministic=deterministic)
+
+
+class Wav2Vec2EncoderLayer(nn.Module):
+    """Post-norm (Wav2Vec2EncoderLayer) or pre-norm (…StableLayerNorm, `do_stable_layer_norm`);
+    the `Repeat` body: (hidden, mask, ...) → (hidden, (hidden, attentions))."""
+    config: SpeechEncoderConfig
+    dtype: jnp.dtype = jnp.float32
+    param_dtype: jnp.dtype = jnp.float32
+
+    def setup(self):
+        c = self.config
+        self.attention = Wav2Vec2Attention(c, self.dtype, self.param_dtype)
+        self.dropout = P.Dropout(c.hidden_dropout)
+        self.layer_norm = P.LayerNorm(c.hidden_size, c.layer_norm_eps, dtype=self.dtype, param_dtype=self.param_dtype)
+        self.feed_forward = Wav2Vec2FeedForward(c, self.dtype, self.param_dtype)
+        self.final_layer_norm = P.LayerNorm(c.hidden_size, c.layer_norm_eps, dtype=self.dtype,
+                                            param_dtype=self.param_dtype)
+
+    def __call__(self, hidden, mask=None, deterministic: bool = True, output_attentions: bool = False):
+        if self.config.do_stable_layer_norm:
+            attended, weights = self.attention(self.layer_norm(hidden), mask, deterministic, output_attentions)
+            hidden = hidden + self.dropout(attended, deterministic=deterministic)
+            hidden = hidden + self.feed_forward(self.final_layer_norm(hidden), deterministic)
+        else:
+            attended, weights = self.attention(hidden, mask, deterministic, output_attentions)
+            hidden = self.layer_norm(hidden + self.dropout(attended, deterministic=deterministic))
+            hidden = self.final_layer_norm(hidden + self.feed_forward(hidden, deterministic))
+        return hidden, (hidden, weights)
+
+
+class Wav2Vec2Encoder(nn.Module):
+    """Zero the padded frames, add the conv position embedding, (post-norm: LayerNorm,) the
+    layers (pre-norm: a final LayerNorm). hidden_states: the first layer's input, then every
+    layer's output (transformers v5: before the pre-norm variant's final LayerNorm)."""
+    config: SpeechEncoderConfig
+    dtype: jnp.dtype = jnp.float32
+    param_dtype: jnp.dtype = jnp.float32
+    remat: bool = False
+
+    def setup(self):
+        c = self.config
+        self.pos_conv_embed = Wav2Vec2PositionalConvEmbedding(c, self.dtype, self.param_dtype)
+        self.layer_norm = P.LayerNorm(c.hidden_size, c.layer_norm_eps, dtype=self.dtype, param_dtype=self.param_dtype)
+        self.dropout = P.Dropout(c.hidden_dropout)
+        kwargs = {"config": c, "dtype": self.dtype, "param_dtype": self.param_dtype}
+        self.layers = P.Repeat(Wav2Vec2EncoderLayer, c.num_hidden_layers, kwargs, remat=self.remat)
+
+    def __call__(self, hidden, frames=None, deterministic: bool = True, output_attentions: bool = False,
+                 output_hidden_states: bool = False):
+        mask = None
+        if frames is not None:
+            hidden = jnp.where(jnp.expand_dims(frames, -1), hidden, jnp.zeros_like(hidden))
+            mask = jnp.expand_dims(jnp.expand_dims(frames, 1), 1)
+        hidden = hidden + self.pos_conv_embed(hidden)
+        if not self.config.do_stable_layer_norm:
+            hidden = self.layer_norm(hidden)
+        hidden = self.dropout(hidden, deterministic=deterministic)
+        first = hidden
+        hidden, per_layer = self.layers(hidden, mask, deterministic, output_attentions)
+        all_hidden = None
+        if output_hidden_states:
+            all_hidden = (first,) + tuple(jnp.unstack(per_layer[0], axis=0))
+        all_attentions = None
+        if output_attentions:
+            all_attentions = tuple(jnp.unstack(per_layer[1], axis=0))
+        if self.config.do_stable_layer_norm:
+            hidden = self.layer_norm(hidden)
+        return outputs.BaseModelOutput(last_hidden_state=hidden, hidden_states=all_hidden, attentions=all_attentions)
+
+
+class Wav2Vec2Module(nn.Module):
+    """The bare encoder (`transformers.Wav2Vec2Model` / `HubertModel`): `extract_features`
+    (Wav2Vec2 only, as in transformers) are the LayerNorm-ed conv features."""
+    config: SpeechEncoderConfig
+    dtype: jnp.dtype = jnp.float32
+    param_dtype: jnp.dtype = jnp.float32
+    remat: bool = False
+
+    def setup(self):
+        c = self.config
+        self.feature_extractor = Wav2Vec2FeatureEncoder(c, self.dtype, self.param_dtype)
+        self.feature_projection = Wav2Vec2FeatureProjection(c, self.dtype, self.param_dtype)
+        if c.has_masked_spec_embed:
+            self.masked_spec_embed = self.param("masked_spec_embed", P.zeros_init(), (c.hidden_size,),
+                                                self.param_dtype)
+        self.encoder = Wav2Vec2Encoder(c, self.dtype, self.param_dtype, self.remat)
+
+    def __call__(self, input_values, attention_mask=None, deterministic: bool = True,
+                 output_attentions: bool = False, output_hidden_states: bool = False):
+        chex.assert_rank(input_values, 2)
+        features = self.feature_extractor(input_values)
+        frames = None
+        if attention_mask is not None:
+            frames = frame_mask(self.config, attention_mask, jnp.shape(features)[1])
+        hidden, normed = self.feature_projection(features, deterministic)
+        encoded = self.encoder(hidden, frames, deterministic, output_attentions, output_hidden_states)
+        extract_features = normed if self.config.model_type == "wav2vec2" else None
+        return outputs.Wav2Vec2BaseModelOutput(last_hidden_state=encoded.last_hidden_state,
+                                               extract_features=extract_features,
+                                               hidden_states=encoded.hidden_states, attentions=encoded.attentions)
+
+
+# -- heads ---------------------------------------------------------------------------------------
+
+def ctc_loss(logits, labels, logit_lengths, blank: int, reduction: str, zero_infinity: bool):
+    """torch's `ctc_loss` as `transformers` calls it: labels equal to -100 or to the blank are
+    dropped (the rest move to the front, torch's masked_select), log-softmax in float32, the
+    forward (alpha) recursion in log space over the static number of frames, frames past each
+    example's length ignored. reduction "mean" divides each loss by its target length (at least
+    1) and averages; "sum" adds; "none" returns per-example losses. An impossible alignment
+    gives inf (0 with zero_infinity)."""
+    batch, time, _ = jnp.shape(logits)
+    width = jnp.shape(labels)[1]
+    log_probs = jax.nn.log_softmax(jnp.asarray(logits, jnp.float32), axis=-1)
+    valid = jnp.logical_and(jnp.not_equal(labels, -100), jnp.not_equal(labels, blank))
+    valid_i = jnp.asarray(valid, jnp.int32)
+    target_lengths = jnp.sum(valid_i, axis=-1)
+    slot = jnp.cumsum(valid_i, axis=-1) - 1
+    moves = jnp.logical_and(jnp.equal(jnp.expand_dims(slot, -1), jnp.reshape(jnp.arange(width), (1, 1, width))),
+                            jnp.expand_dims(valid, -1))
+    targets = jnp.sum(jnp.where(moves, jnp.expand_dims(labels, -1), jnp.zeros_like(jnp.expand_dims(labels, -1))),
+                      axis=1)
+    blanks = jnp.full((batch, width), blank, jnp.result_type(targets))
+    states = jnp.concatenate([jnp.reshape(jnp.stack([blanks, targets], axis=-1), (batch, 2 * width)),
+                              blanks[:, :1]], axis=1)
+    num_states = 2 * width + 1
+    before = jnp.concatenate([blanks[:, :1], blanks[:, :1], states[:, :-2]], axis=1)
+    skip = jnp.logical_and(jnp.not_equal(states, blank), jnp.not_equal(states, before))
+    emit = jnp.take_along_axis(log_probs, jnp.broadcast_to(jnp.expand_dims(states, 1), (batch, time, num_states)),
+                               axis=-1)
+    index = jnp.arange(num_states)
+    # transitions[b, i, j] = 1 where state i may move to state j: stay, advance, or skip a blank.
+    source = jnp.expand_dims(index, 1)
+    dest = jnp.expand_dims(index, 0)
+    moves = jnp.asarray(jnp.equal(source, dest), jnp.float32) + jnp.asarray(jnp.equal(source + 1, dest), jnp.float32)
+    skips = jnp.logical_and(jnp.expand_dims(jnp.equal(source + 2, dest), 0), jnp.expand_dims(skip, 1))
+    transitions = jnp.expand_dims(moves, 0) + jnp.asarray(skips, jnp.float32)      # the three are disjoint
+    alpha = jnp.where(jnp.expand_dims(index, 0) < 2, emit[:, 0], jnp.full_like(emit[:, 0], NEG))
+    for t in range(1, time):
+        # log-sum-exp over predecessors as one contraction per frame (few ops per step: a long
+        # unrolled chain of small elementwise ops compiles very slowly on XLA:CPU).
+        top = jnp.max(alpha, axis=-1, keepdims=True)
+        total = jnp.einsum("bi,bij->bj", jnp.exp(alpha - top), transitions)
+        reached = total > 0.0
+        step = jnp.where(reached, jnp.log(jnp.where(reached, total, jnp.full_like(total, 1.0))) + top,
+                         jnp.full_like(total, NEG)) + emit[:, t]
+        alpha = jnp.where(jnp.expand_dims(t < logit_lengths, -1), step, alpha)
+    last = jnp.take_along_axis(alpha, jnp.expand_dims(2 * target_lengths, -1), axis=-1)[:, 0]
+    before_last = jnp.take_along_axis(alpha, jnp.expand_dims(jnp.maximum(2 * target_lengths - 1, 0), -1),
+                                      axis=-1)[:, 0]
+    before_last = jnp.where(target_lengths > 0, before_last, jnp.full_like(before_last, NEG))
+    m = jnp.maximum(last, before_last)
+    loss = -(m + jnp.log(jnp.exp(last - m) + jnp.exp(before_last - m)))
+    impossible = loss > 1e29
+    fill = 0.0 if zero_infinity else float("inf")
+    loss = jnp.where(impossible, jnp.full_like(loss, fill), loss)
+    if reduction == "none":
+        return loss
+    if reduction == "sum":
+        return jnp.sum(loss)
+    lengths = jnp.asarray(jnp.maximum(target_lengths, 1), jnp.float32)
+    return jnp.mean(loss / lengths)
+
+
+class Wav2Vec2ForCTC(nn.Module):
+    """dropout → lm_head over every frame; CTC loss with labels (blank = pad_token_id)."""
+    config: SpeechEncoderConfig
+    dtype: jnp.dtype = jnp.float32
+    param_dtype: jnp.dtype = jnp.float32
+    remat: bool = False
+
+    def setup(self):
+        c = self.config
+        if c.model_type == "hubert":
+            self.hubert = Wav2Vec2Module(c, self.dtype, self.param_dtype, self.remat)
+        else:
+            self.wav2vec2 = Wav2Vec2Module(c, self.dtype, self.param_dtype, self.remat)
+        self.dropout = P.Dropout(c.final_dropout)
+        self.lm_head = P.Dense(c.vocab_size, c.hidden_size, True, c.initializer_range, self.dtype, self.param_dtype)
+
+    def base(self, input_values, attention_mask, deterministic: bool, output_attentions: bool,
+             output_hidden_states: bool):
+        if self.config.model_type == "hubert":
+            return self.hubert(input_values, attention_mask, deterministic, output_attentions, output_hidden_states)
+        return self.wav2vec2(input_values, attention_mask, deterministic, output_attentions, output_hidden_states)
+
+    def __call__(self, input_values, attention_mask=None, labels=None, deterministic: bool = True,
+                 output_attentions: bool = False, output_hidden_states: bool = False):
+        c = self.config
+        base = self.base(input_values, attention_mask, deterministic, output_attentions, output_hidden_states)
+        logits = self.lm_head(self.dropout(base.last_hidden_state, deterministic=deterministic))
+        loss = None
+        if labels is not None:
+            if attention_mask is None:
+                samples = jnp.full((jnp.shape(input_values)[0],), jnp.shape(input_values)[1], jnp.int32)
+            else:
+                samples = jnp.sum(jnp.asarray(attention_mask, jnp.int32), axis=-1)
+            loss = ctc_loss(logits, labels, frame_lengths(c, samples), c.pad_token_id, c.ctc_loss_reduction,
+                            c.ctc_zero_infinity)
+        return outputs.CausalLMOutput(loss=loss, logits=logits, hidden_states=base.hidden_states,
+                                      attentions=base.attentions)
+
+
+class Wav2Vec2ForSequenceClassification(nn.Module):
+    """projector → mean over the non-padded frames → classifier (optionally on a softmax-
+    weighted sum of every layer's hidden states: `use_weighted_layer_sum`)."""
+    config: SpeechEncoderConfig
+    dtype: jnp.dtype = jnp.float32
+    param_dtype: jnp.dtype = jnp.float32
+    remat: bool = False
+
+    def setup(self):
+        c = self.config
+        if c.model_type == "hubert":
+            self.hubert = Wav2Vec2Module(c, self.dtype, self.param_dtype, self.remat)
+        else:
+            self.wav2vec2 = Wav2Vec2Module(c, self.dtype, self.param_dtype, self.remat)
+        if c.use_weighted_layer_sum:
+            self.layer_weights = self.param("layer_weights", P.ones_init(), (c.num_hidden_layers + 1,),
+                                            self.param_dtype)
+        self.projector = P.Dense(c.classifier_proj_size, c.hidden_size, True, c.initializer_range, self.dtype,
+                                 self.param_dtype)
+        self.classifier = P.Dense(c.num_labels, c.classifier_proj_size, True, c.initializer_range, self.dtype,
+                                  self.param_dtype)
+
+    def base(self, input_values, attention_mask, deterministic: bool, output_attentions: bool,
+             output_hidden_states: bool):
+        if self.config.model_type == "hubert":
+            return self.hubert(input_values, attention_mask, deterministic, output_attentions, output_hidden_states)
+        return self.wav2vec2(input_values, attention_mask, deterministic, output_attentions, output_hidden_states)
+
+    def __call__(self, input_values, attention_mask=None, labels=None, deterministic: bool = True,
+                 output_attentions: bool = False, output_hidden_states: bool = False):
+        c = self.config
+        weighted = c.use_weighted_layer_sum
+        base = self.base(input_values, attention_mask, deterministic, output_attentions,
+                         output_hidden_states or weighted)
+        if weighted:
+            stacked = jnp.stack(base.hidden_states, axis=1)
+            norm_weights = jax.nn.softmax(jnp.asarray(self.layer_weights, self.dtype), axis=-1)
+            hidden = jnp.sum(stacked * jnp.reshape(norm_weights, (1, -1, 1, 1)), axis=1)
+        else:
+            hidden = base.last_hidden_state
+        hidden = self.projector(hidden)
+        if attention_mask is None:
+            pooled = jnp.mean(hidden, axis=1)
+        else:
+            frames = frame_mask(c, attention_mask, jnp.shape(hidden)[1])
+            hidden = jnp.where(jnp.expand_dims(frames, -1), hidden, jnp.zeros_like(hidden))
+            count = jnp.sum(jnp.asarray(frames, self.dtype), axis=1, keepdims=True)
+            pooled = jnp.sum(hidden, axis=1) / count
+        logits = self.classifier(pooled)
+        loss = None
+        if labels is not None:
+            loss = losses.cross_entropy(logits, labels)
+        # The weighted sum needs every layer's states; they are returned only on request.
+        all_hidden = base.hidden_states if output_hidden_states else None
+        return outputs.SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=all_hidden,
+                                                attentions=base.attentions)
