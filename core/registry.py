@@ -199,6 +199,8 @@ FAMILIES.update({
     "blenderbot": _bart_like("blenderbot", "Blenderbot", "BlenderbotConfig", ("seq2seq-lm", "causal-lm")),
     "blenderbot-small": _bart_like("blenderbot-small", "BlenderbotSmall", "BlenderbotSmallConfig",
                                    ("seq2seq-lm", "causal-lm")),
+    "mvp": _bart_like("mvp", "Mvp", "MvpConfig"),
+    "fsmt": _bart_like("fsmt", "FSMT", "FSMTConfig", ("seq2seq-lm",)),
 })
 
 
@@ -274,6 +276,7 @@ FAMILIES.update({
 })
 
 
+
 def _wav2vec2_like(model_type: str, config: str, prefix: str, hf: str) -> Family:
     """Wav2Vec2 / HuBERT (core/models/wav2vec2): one module set, per-type configs."""
     return Family(model_type, f"core.models.wav2vec2.config:{config}", "core.models.wav2vec2.modeling",
@@ -288,7 +291,6 @@ FAMILIES.update({
     "wav2vec2": _wav2vec2_like("wav2vec2", "Wav2Vec2Config", "wav2vec2", "Wav2Vec2"),
     "hubert": _wav2vec2_like("hubert", "HubertConfig", "hubert", "Hubert"),
 })
-
 
 def family(model_type: str) -> Family:
     try:

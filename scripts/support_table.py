@@ -33,7 +33,8 @@ MODEL_TYPES = {
     "GPT NeoX": "gpt_neox", "BLOOM": "bloom", "Falcon": "falcon", "GPTBigCode": "gpt_bigcode",
     "T5": "t5", "MT5": "mt5", "UMT5": "umt5", "BART": "bart", "mBART": "mbart", "Marian": "marian",
     "Pegasus": "pegasus", "M2M100": "m2m_100", "Blenderbot": "blenderbot", "BlenderbotSmall": "blenderbot-small",
-    "PLBart": "plbart", "MVP": "mvp", "ViT": "vit", "DeiT": "deit", "ViTMSN": "vit_msn", "BEiT": "beit",
+    "PLBart": "plbart", "MVP": "mvp", "FairSeq Machine-Translation": "fsmt", "ViT": "vit", "DeiT": "deit",
+    "ViTMSN": "vit_msn", "BEiT": "beit",
     "ViTMAE": "vit_mae", "CLIP": "clip", "ConvNeXT": "convnext", "ResNet": "resnet", "Swin Transformer": "swin",
     "Wav2Vec2": "wav2vec2", "Hubert": "hubert", "WavLM": "wavlm", "Whisper": "whisper",
 }

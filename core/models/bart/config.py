@@ -14,7 +14,12 @@ family; the model types differ by their defaults and by architecture switches th
   parameter here) or "sinusoidal-padded" (M2M100: fairseq positions counted from the padding
   index over the non-pad tokens).
 - `shift_style`: how labels become decoder inputs: "start" (prepend decoder_start_token_id)
-  or "last-token" (mBART/PLBart: the last non-pad token of each row starts it).
+  or "last-token" (mBART/PLBart/FSMT: the last non-pad token of each row starts it).
+- `shared_table`: one `shared` token table (False: FSMT, whose encoder and decoder own tables of
+  their own vocabulary sizes, and whose decoder ends in `output_projection`, so its "base" model
+  already returns vocabulary logits).
+
+MVP adds prompts (`use_prompt`): per-layer key/value prefixes of the self- and cross-attention.
 """
 from __future__ import annotations
 
@@ -37,6 +42,9 @@ class BartConfig(PretrainedConfig):
     shift_style: ClassVar[str] = "start"
     has_final_logits_bias: ClassVar[bool] = True
     default_num_labels: ClassVar[int] = 3
+    shared_table: ClassVar[bool] = True
+    mask_decoder_pads: ClassVar[bool] = False
+    shift_source: ClassVar[bool] = False
 
     vocab_size: int = 50265
     max_position_embeddings: int = 1024
@@ -113,6 +121,26 @@ class BartConfig(PretrainedConfig):
     @property
     def embed_scale(self) -> float:
         return self.d_model ** 0.5 if self.scale_embedding else 1.0
+
+    @property
+    def uses_prompts(self) -> bool:
+        """MVP's per-layer attention prompts (see MvpConfig)."""
+        return False
+
+    @property
+    def source_vocab(self) -> int:
+        """Rows of the encoder's token table."""
+        return self.vocab_size
+
+    @property
+    def target_vocab(self) -> int:
+        """Rows of the decoder's token table and of the output projection."""
+        return self.vocab_size
+
+    @property
+    def has_shared(self) -> bool:
+        """Whether the model holds `shared` (FSMT only when tied: then it is the decoder's table)."""
+        return self.shared_table or self.tie_word_embeddings
 
     @property
     def eos_id(self) -> int:
@@ -243,3 +271,86 @@ class BlenderbotSmallConfig(BartConfig):
     decoder_start_token_id: Optional[int] = 1
     pad_token_id: Optional[int] = 0
     bos_token_id: Optional[int] = 1
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class MvpConfig(BartConfig):
+    """MVP: BART plus optional prompts (`use_prompt`): `prompt_length` learned rows through a
+    d_model → prompt_mid_dim → layers·2·d_model MLP give every decoder layer key/value prefixes
+    for its self- and cross-attention (not the causal-lm). As in transformers v5, the encoder
+    has no prompt: `MvpModel` passes `use_prompt` to MvpEncoder's `embed_tokens` slot."""
+    model_type: ClassVar[str] = "mvp"
+    default_num_labels: ClassVar[int] = 2
+    vocab_size: int = 50267
+    forced_eos_token_id: Optional[int | tuple[int, ...]] = None
+    use_prompt: bool = False
+    prompt_length: int = 100
+    prompt_mid_dim: int = 800
+
+    def validate(self):
+        super().validate()
+        for key in ("prompt_length", "prompt_mid_dim"):
+            if getattr(self, key) < 1:
+                self.fail(key, getattr(self, key), "a positive int")
+
+    @property
+    def uses_prompts(self) -> bool:
+        return self.use_prompt
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class FSMTConfig(BartConfig):
+    """fairseq's WMT19 transformer: post-norm, no embedding LayerNorm, fairseq sinusoidal
+    positions (non-pad tokens count from pad_token_id + 1), separate source and target
+    vocabularies, `decoder.output_projection` (tied: one target-size table for both sides,
+    as transformers ties them). `vocab_size` reads as `tgt_vocab_size`, as in transformers."""
+    model_type: ClassVar[str] = "fsmt"
+    attribute_map: ClassVar = {"num_attention_heads": "encoder_attention_heads", "hidden_size": "d_model",
+                               "num_hidden_layers": "encoder_layers"}
+    has_layernorm_embedding: ClassVar[bool] = False
+    position_kind: ClassVar[str] = "sinusoidal-fsmt"
+    position_offset: ClassVar[int] = 0
+    shift_style: ClassVar[str] = "last-token"
+    has_final_logits_bias: ClassVar[bool] = False
+    default_num_labels: ClassVar[int] = 2
+    shared_table: ClassVar[bool] = False
+    mask_decoder_pads: ClassVar[bool] = True
+    shift_source: ClassVar[bool] = True
+    langs: tuple[str, ...] = ("en", "de")
+    src_vocab_size: int = 42024
+    tgt_vocab_size: int = 42024
+    activation_function: str = "relu"
+    max_length: int = 200
+    scale_embedding: bool = True
+    tie_word_embeddings: bool = False
+    num_beams: int = 5
+    length_penalty: float = 1.0
+    early_stopping: bool = False
+
+    def validate(self):
+        for key in ("src_vocab_size", "tgt_vocab_size"):
+            if getattr(self, key) < 1:
+                self.fail(key, getattr(self, key), "a positive int")
+        super().validate()
+        if self.pad_token_id < 0:
+            self.fail("pad_token_id", self.pad_token_id, "an int >= 0 (positions count from it)")
+
+    def __post_init__(self):
+        # `vocab_size` is derived (never written): the encoder's table, what input_ids index.
+        object.__setattr__(self, "vocab_size", self.source_vocab)
+        super().__post_init__()
+
+    def to_dict(self):
+        out = super().to_dict()
+        if "vocab_size" not in self.source_keys:
+            out.pop("vocab_size", None)     # transformers would read it as tgt_vocab_size
+        return out
+
+    @property
+    def source_vocab(self) -> int:
+        # Tied, transformers gives the encoder the decoder's table (target-size).
+        return self.tgt_vocab_size if self.tie_word_embeddings else self.src_vocab_size
+
+    @property
+    def target_vocab(self) -> int:
+        return self.tgt_vocab_size

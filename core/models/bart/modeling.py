@@ -1,5 +1,5 @@
 """The BART family of encoder-decoders (BART, mBART, PLBart, Marian, Pegasus, M2M100,
-Blenderbot, BlenderbotSmall), in the portable Flax subset.
+Blenderbot, BlenderbotSmall, MVP, FSMT), in the portable Flax subset.
 
 One set of modules; the model types differ by configuration (see `config.py`): pre- or
 post-norm blocks, the embedding LayerNorm, learned (offset) or sinusoidal positions, and how
@@ -76,6 +76,13 @@ def sinusoidal_halves(position_ids, dim: int, dtype):
     return jnp.asarray(jnp.concatenate([sin_part, cos_part], axis=-1), dtype)
 
 
+def fsmt_positions(input_ids, padding_idx: int, start):
+    """FSMT (fairseq): non-pad tokens count from padding_idx + 1; pads get padding_idx; the
+    cached length is added to both (transformers' `make_positions(...) + cache_length`)."""
+    not_pad = jnp.asarray(jnp.not_equal(input_ids, padding_idx), jnp.int32)
+    return jnp.cumsum(not_pad, axis=1) * not_pad + padding_idx + start
+
+
 def sinusoidal_fairseq(position_ids, dim: int, padding_idx: int, dtype):
     """M2M100 (tensor2tensor layout): sin | cos halves of exp(-k log(10000) / (half - 1)), a zero
     channel for odd dims, and zeros at the padding position."""
@@ -120,7 +127,7 @@ class BartAttention(nn.Module):
         self.core = P.AttentionCore(c.attention_dropout, self.dtype)
 
     def __call__(self, hidden, kv_states, mask, layer, cache, cache_index, read_cache: bool = False,
-                 deterministic: bool = True, output_attentions: bool = False):
+                 deterministic: bool = True, output_attentions: bool = False, prompt=None):
         c = self.config
         head_dim = c.d_model // self.num_heads
         batch, length, _ = jnp.shape(hidden)
@@ -134,10 +141,49 @@ class BartAttention(nn.Module):
             v = jnp.reshape(self.v_proj(kv_states), (batch, kv_length, self.num_heads, head_dim))
             if cache is not None:
                 cache, k, v = update_layer_cache(cache, layer, k, v, cache_index)
+        if prompt is not None:
+            # MVP: (2, prompt_length, heads, head_dim) keys/values in front of every row's own
+            # (never cached), always attended to.
+            prompt_length = jnp.shape(prompt)[1]
+            shape = (batch, prompt_length, self.num_heads, head_dim)
+            k = jnp.concatenate([jnp.broadcast_to(jnp.expand_dims(jnp.asarray(prompt[0], k.dtype), 0), shape), k],
+                                axis=1)
+            v = jnp.concatenate([jnp.broadcast_to(jnp.expand_dims(jnp.asarray(prompt[1], v.dtype), 0), shape), v],
+                                axis=1)
+            if mask is not None:
+                mask_shape = jnp.shape(mask)
+                mask = jnp.concatenate([jnp.ones(mask_shape[:-1] + (prompt_length,), jnp.bool_), mask], axis=-1)
         context, weights = self.core(q, k, v, mask=mask, scale=head_dim ** -0.5, deterministic=deterministic,
                                      return_weights=output_attentions)
         out = self.out_proj(jnp.reshape(context, (batch, length, c.d_model)))
         return out, weights, cache
+
+
+class MvpPrompt(nn.Module):
+    """MVP's layer-wise prompt: `prompt_length` learned rows → Linear → GELU → Linear to
+    (layers, 2, prompt_length, heads, head_dim) key (0) / value (1) prefixes."""
+    config: BartConfig
+    num_layers: int
+    num_heads: int
+    dtype: jnp.dtype = jnp.float32
+    param_dtype: jnp.dtype = jnp.float32
+
+    def setup(self):
+        c = self.config
+        self.prompt_embedding = P.Embed(c.prompt_length, c.d_model, c.init_std, self.dtype, self.param_dtype)
+        self.prompt_trans = [P.Dense(c.prompt_mid_dim, c.d_model, True, c.init_std, self.dtype, self.param_dtype),
+                             P.Dense(self.num_layers * 2 * c.d_model, c.prompt_mid_dim, True, c.init_std, self.dtype,
+                                     self.param_dtype)]
+        self.dropout = P.Dropout(c.dropout)
+
+    def __call__(self, deterministic: bool = True):
+        c = self.config
+        head_dim = c.d_model // self.num_heads
+        hidden = self.prompt_trans[0](self.prompt_embedding(jnp.arange(c.prompt_length)))
+        hidden = self.prompt_trans[1](P.act(hidden, "gelu"))
+        prompt = jnp.reshape(hidden, (c.prompt_length, self.num_layers, 2, self.num_heads, head_dim))
+        prompt = self.dropout(prompt, deterministic=deterministic)
+        return jnp.transpose(prompt, (1, 2, 0, 3, 4))
 
 
 class BartEncoderLayer(nn.Module):
@@ -196,9 +242,15 @@ class BartDecoderLayer(nn.Module):
         self.activation_dropout = P.Dropout(c.activation_dropout)
 
     def __call__(self, carry, mask, encoder_hidden_states, cross_mask, cache_index, use_cross: bool = True,
-                 fill_cross_cache: bool = True, deterministic: bool = True, output_attentions: bool = False):
+                 fill_cross_cache: bool = True, self_prompts=None, cross_prompts=None, deterministic: bool = True,
+                 output_attentions: bool = False):
         c = self.config
         hidden, layer, cache = carry
+        self_prompt = None
+        cross_prompt = None
+        if self_prompts is not None:
+            self_prompt = self_prompts[layer]
+            cross_prompt = cross_prompts[layer]
         self_cache = None
         cross_cache = None
         if cache is not None:
@@ -208,7 +260,7 @@ class BartDecoderLayer(nn.Module):
         if c.normalize_before:
             hidden = self.self_attn_layer_norm(hidden)
         hidden, weights, self_cache = self.self_attn(hidden, hidden, mask, layer, self_cache, cache_index, False,
-                                                     deterministic, output_attentions)
+                                                     deterministic, output_attentions, self_prompt)
         hidden = residual + self.dropout(hidden, deterministic=deterministic)
         if not c.normalize_before:
             hidden = self.self_attn_layer_norm(hidden)
@@ -220,7 +272,7 @@ class BartDecoderLayer(nn.Module):
             read_cache = cache is not None and not fill_cross_cache
             hidden, cross_weights, cross_cache = self.encoder_attn(hidden, encoder_hidden_states, cross_mask, layer,
                                                                    cross_cache, 0, read_cache, deterministic,
-                                                                   output_attentions)
+                                                                   output_attentions, cross_prompt)
             hidden = residual + self.dropout(hidden, deterministic=deterministic)
             if not c.normalize_before:
                 hidden = self.encoder_attn_layer_norm(hidden)
@@ -251,7 +303,7 @@ class BartEncoder(nn.Module):
     def setup(self):
         c = self.config
         if not c.tie_word_embeddings:
-            self.embed_tokens = P.Embed(c.vocab_size, c.d_model, c.init_std, self.dtype, self.param_dtype)
+            self.embed_tokens = P.Embed(c.source_vocab, c.d_model, c.init_std, self.dtype, self.param_dtype)
         if c.position_kind == "learned":
             self.embed_positions = P.Embed(c.num_positions, c.d_model, c.init_std, self.dtype, self.param_dtype)
         kwargs = {"config": c, "dtype": self.dtype, "param_dtype": self.param_dtype}
@@ -296,6 +348,9 @@ def position_embeddings(module, config: BartConfig, input_ids, start, dtype):
         return module.embed_positions(sequential_positions(input_ids, start) + config.position_offset)
     if config.position_kind == "sinusoidal":
         return sinusoidal_halves(sequential_positions(input_ids, start), config.d_model, dtype)
+    if config.position_kind == "sinusoidal-fsmt":
+        return sinusoidal_fairseq(fsmt_positions(input_ids, config.pad_token_id, start), config.d_model,
+                                  config.pad_token_id, dtype)
     return sinusoidal_fairseq(padded_positions(input_ids, config.pad_token_id, start), config.d_model,
                               config.pad_token_id, dtype)
 
@@ -312,11 +367,19 @@ class BartDecoder(nn.Module):
     def setup(self):
         c = self.config
         if self.standalone or not c.tie_word_embeddings:
-            self.embed_tokens = P.Embed(c.vocab_size, c.d_model, c.init_std, self.dtype, self.param_dtype)
+            self.embed_tokens = P.Embed(c.target_vocab, c.d_model, c.init_std, self.dtype, self.param_dtype)
         if c.position_kind == "learned":
             self.embed_positions = P.Embed(c.num_positions, c.d_model, c.init_std, self.dtype, self.param_dtype)
         kwargs = {"config": c, "dtype": self.dtype, "param_dtype": self.param_dtype}
         self.layers = P.Repeat(BartDecoderLayer, c.decoder_layers, kwargs, remat=self.remat)
+        if c.uses_prompts and not self.standalone:
+            self.self_attn_prompt = MvpPrompt(c, c.decoder_layers, c.decoder_attention_heads, self.dtype,
+                                              self.param_dtype)
+            self.cross_attn_prompt = MvpPrompt(c, c.decoder_layers, c.decoder_attention_heads, self.dtype,
+                                               self.param_dtype)
+        if not c.shared_table and not c.tie_word_embeddings:
+            self.output_projection = P.Dense(c.target_vocab, c.d_model, False, c.init_std, self.dtype,
+                                             self.param_dtype)
         if c.has_layernorm_embedding:
             self.layernorm_embedding = P.LayerNorm(c.d_model, 1e-5, dtype=self.dtype, param_dtype=self.param_dtype)
         if c.normalize_before:
@@ -328,6 +391,9 @@ class BartDecoder(nn.Module):
                  output_hidden_states: bool = False):
         c = self.config
         chex.assert_rank(input_ids, 2)
+        if c.mask_decoder_pads and attention_mask is None and cache is None:
+            # FSMT (fairseq): without a mask, pad tokens of the decoder inputs are not attended to.
+            attention_mask = jnp.asarray(jnp.not_equal(input_ids, c.pad_token_id), jnp.int32)
         mask, _ = decoder_inputs(input_ids, attention_mask, None, cache, cache_index)
         if self.standalone or not c.tie_word_embeddings:
             embeds = self.embed_tokens(input_ids) * c.embed_scale
@@ -346,15 +412,26 @@ class BartDecoder(nn.Module):
         cross_mask = None
         if encoder_attention_mask is not None:
             cross_mask = A.padding_mask(encoder_attention_mask)
+        self_prompts = None
+        cross_prompts = None
+        if c.uses_prompts and not self.standalone:
+            self_prompts = self.self_attn_prompt(deterministic)
+            cross_prompts = self.cross_attn_prompt(deterministic)
         carry, per_layer = self.layers((hidden, jnp.asarray(0, jnp.int32), cache), mask, encoder_hidden_states,
-                                       cross_mask, cache_index, use_cross, fill_cross_cache, deterministic,
-                                       output_attentions)
+                                       cross_mask, cache_index, use_cross, fill_cross_cache, self_prompts,
+                                       cross_prompts, deterministic, output_attentions)
         hidden, _, cache = carry
         if c.normalize_before:
             hidden = self.layer_norm(hidden)
         all_hidden = None
         if output_hidden_states:
             all_hidden = collect_hidden_states(embedded, per_layer[0], hidden)
+        if not c.shared_table:
+            # FSMT: the decoder ends in the vocabulary projection (tied: the shared target table).
+            if c.tie_word_embeddings:
+                hidden = shared.attend(hidden)
+            else:
+                hidden = self.output_projection(hidden)
         all_attentions = None
         all_cross = None
         if output_attentions:
@@ -385,7 +462,8 @@ class BartModule(nn.Module):
 
     def setup(self):
         c = self.config
-        self.shared = P.Embed(c.vocab_size, c.d_model, c.init_std, self.dtype, self.param_dtype)
+        if c.has_shared:
+            self.shared = P.Embed(c.target_vocab, c.d_model, c.init_std, self.dtype, self.param_dtype)
         self.encoder = BartEncoder(c, self.dtype, self.param_dtype, self.remat)
         self.decoder = BartDecoder(c, False, self.dtype, self.param_dtype, self.remat)
 
@@ -394,16 +472,22 @@ class BartModule(nn.Module):
 
     def encode(self, input_ids, attention_mask=None, deterministic: bool = True, output_attentions: bool = False,
                output_hidden_states: bool = False):
-        return self.encoder(input_ids, attention_mask, self.shared, deterministic, output_attentions,
+        return self.encoder(input_ids, attention_mask, self.shared_table(), deterministic, output_attentions,
                             output_hidden_states)
+
+    def shared_table(self):
+        """`shared`, or None where the model has none (FSMT untied)."""
+        if self.config.has_shared:
+            return self.shared
+        return None
 
     def decode(self, decoder_input_ids, encoder_hidden_states, encoder_attention_mask=None,
                decoder_attention_mask=None, cache=None, cache_index=0, fill_cross_cache: bool = True,
                logits_to_keep: int = 0, deterministic: bool = True, output_attentions: bool = False,
                output_hidden_states: bool = False):
         out = self.decoder(decoder_input_ids, decoder_attention_mask, encoder_hidden_states, encoder_attention_mask,
-                           cache, cache_index, fill_cross_cache, self.shared, deterministic, output_attentions,
-                           output_hidden_states)
+                           cache, cache_index, fill_cross_cache, self.shared_table(), deterministic,
+                           output_attentions, output_hidden_states)
         return outputs.Seq2SeqModelOutput(last_hidden_state=keep_last(out.last_hidden_state, logits_to_keep),
                                           cache=out.cache, decoder_hidden_states=out.hidden_states,
                                           decoder_attentions=out.attentions, cross_attentions=out.cross_attentions)
@@ -413,8 +497,10 @@ class BartModule(nn.Module):
                  logits_to_keep: int = 0, deterministic: bool = True, output_attentions: bool = False,
                  output_hidden_states: bool = False):
         if decoder_input_ids is None:
-            decoder_input_ids = decoder_inputs_from(self.config, input_ids if labels is None else labels)
-        if not self.config.tie_word_embeddings:
+            # FSMT shifts the encoder inputs even when labels are given (as transformers does).
+            source = labels is None or self.config.shift_source
+            decoder_input_ids = decoder_inputs_from(self.config, input_ids if source else labels)
+        if self.config.has_shared and not self.config.tie_word_embeddings:
             # Untied, `shared` is read by nothing, yet transformers keeps (and saves) it: one
             # lookup makes it a parameter here too.
             self.shared(jnp.zeros((1, 1), jnp.int32))
@@ -446,7 +532,7 @@ class BartForConditionalGeneration(nn.Module):
     def setup(self):
         c = self.config
         self.model = BartModule(c, self.dtype, self.param_dtype, self.remat)
-        if not c.tie_word_embeddings:
+        if c.shared_table and not c.tie_word_embeddings:
             self.lm_head = P.Dense(c.vocab_size, c.d_model, False, c.init_std, self.dtype, self.param_dtype)
         if c.has_final_logits_bias:
             self.final_logits_bias = self.param("final_logits_bias", P.zeros_init(), (1, c.vocab_size),
@@ -461,6 +547,8 @@ class BartForConditionalGeneration(nn.Module):
 
     def lm_logits(self, hidden):
         c = self.config
+        if not c.shared_table:
+            return hidden       # FSMT: the decoder already projected onto the vocabulary
         if c.tie_word_embeddings:
             logits = self.model.shared.attend(hidden)
         else:
