@@ -7,4 +7,6 @@ bash scripts/setup.sh
 # Count the cores before pinning threads: GNU nproc honours OMP_NUM_THREADS.
 workers="${ROSETTA_TEST_WORKERS:-$(nproc)}"
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
+# Compile each XLA program once for all workers (and later runs): see tests/conftest.py.
+export ROSETTA_JAX_CACHE="${ROSETTA_JAX_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/rosetta/jax-tests}"
 exec .venv/bin/python -m pytest -n "$workers" --dist=worksteal -q "$@"

@@ -15,6 +15,15 @@ import jax  # noqa: E402
 
 jax.config.update("jax_default_matmul_precision", "highest")
 jax.config.update("jax_platforms", "cpu")
+# Many tests build the same tiny models in several files and workers: with
+# ROSETTA_JAX_CACHE=<dir> (scripts/test.sh sets it) an XLA program is compiled once and shared
+# between the pytest workers, and between runs, through JAX's persistent compilation cache
+# (keyed by the program, the compile options and the jax/XLA version, so never stale).
+if os.environ.get("ROSETTA_JAX_CACHE"):
+    jax.config.update("jax_compilation_cache_dir", os.environ["ROSETTA_JAX_CACHE"])
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    jax.config.update("jax_compilation_cache_max_size", 2 * 1024 ** 3)   # LRU-evicted beyond 2 GiB
 
 try:
     import torch  # noqa: E402

@@ -422,6 +422,7 @@ def test_port_imports_loads_and_runs_without_jax(tmp_path, record_property):
         model_type, task, overrides, extra = spec.cases()[0]
         _, folder = spec.build(model_type, task, overrides, tmp_path / package)
         inputs, labels = spec.inputs(task, overrides, extra)
+        (tmp_path / package).mkdir(parents=True, exist_ok=True)   # some builders cache their folder elsewhere
         np.savez(tmp_path / package / "inputs.npz", **inputs)
         field = [f for f in spec.fields(task) if f not in ("loss", "hidden_states", "attentions")][0]
         jobs.append({"package": package, "auto": AUTO[task].__name__,

@@ -337,6 +337,9 @@ class FSMTConfig(BartConfig):
 
     def __post_init__(self):
         # `vocab_size` is derived (never written): the encoder's table, what input_ids index.
+        given = self.vocab_size
+        if not isinstance(given, int) or isinstance(given, bool):
+            self.fail("vocab_size", given, "int (FSMT derives it from src_vocab_size)")
         object.__setattr__(self, "vocab_size", self.source_vocab)
         super().__post_init__()
 
