@@ -15,6 +15,7 @@ import warnings
 
 import numpy as np
 import pytest
+import sacremoses
 import sentencepiece
 import tokenizers
 import transformers  # the reference; a test-only dependency
@@ -148,6 +149,28 @@ def build(kind: str, m, tmp) -> tuple[object, str]:
             ref = transformers.PLBartTokenizer(vocab_file=m["fairseq"], src_lang="python", tgt_lang="en_XX")
         elif kind == "plbart_multi":
             ref = transformers.PLBartTokenizer(vocab_file=m["fairseq"], language_codes="multi", src_lang="java")
+        elif kind == "fsmt":
+            # BPE with </w> word ends over Moses-tokenized text (as fairseq's WMT19 models were built)
+            moses = sacremoses.MosesTokenizer(lang="en")
+            words = [" ".join(moses.tokenize(line, aggressive_dash_splits=True, escape=True))
+                     for line in CORPUS.splitlines()]
+            backend = tokenizers.Tokenizer(models.BPE(end_of_word_suffix="</w>"))
+            backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+            backend.train_from_iterator(words, trainers.BpeTrainer(
+                vocab_size=200, end_of_word_suffix="</w>", special_tokens=["<s>", "<pad>", "</s>", "<unk>"]))
+            src = tmp / "src"
+            src.mkdir(parents=True)
+            vocab = backend.get_vocab()
+            (src / "vocab-src.json").write_text(json.dumps(vocab))
+            # a target vocabulary numbered differently: decoding must read it, not the source one
+            target = {token: (index * 7) % len(vocab) for token, index in vocab.items() if index >= 4}
+            target.update({"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3})
+            (src / "vocab-tgt.json").write_text(json.dumps(target))
+            merges = json.loads(backend.to_str())["model"]["merges"]
+            (src / "merges.txt").write_text("".join(" ".join(merge) + "\n" for merge in merges))
+            ref = transformers.FSMTTokenizer(langs=["en", "de"], src_vocab_file=str(src / "vocab-src.json"),
+                                             tgt_vocab_file=str(src / "vocab-tgt.json"),
+                                             merges_file=str(src / "merges.txt"))
         elif kind == "gptsw3":
             ref = transformers.GPTSw3Tokenizer(vocab_file=m["bpe"], name_or_path="tiny-sw3")
         else:
@@ -155,7 +178,7 @@ def build(kind: str, m, tmp) -> tuple[object, str]:
         return ref, _save(ref, tmp / "saved")
 
 
-KINDS = ["t5", "t5_slow", "mbart", "pegasus", "bart", "bart_slow", "m2m100", "marian", "plbart", "plbart_multi", "gptsw3"]
+KINDS = ["t5", "t5_slow", "mbart", "pegasus", "bart", "bart_slow", "m2m100", "marian", "plbart", "plbart_multi", "gptsw3", "fsmt"]
 SPECIAL_TEXT = {
     "t5": "fill <extra_id_0> and <extra_id_3> please",
     "t5_slow": "fill <extra_id_0> and <extra_id_6> please</s>",
@@ -167,6 +190,7 @@ SPECIAL_TEXT = {
     "marian": ">>de<< Ich bin </s> ein",
     "plbart": "def f(x): <mask> __python__ return",
     "plbart_multi": "def f(x): __go__ return",
+    "fsmt": "Tokyo «is» the capital -- 3.14% </s> of Japan，isn't it？\u200b  \n x",
     "gptsw3": "Hej\u2009värld\u00a0och <|endoftext|> e\u0301n <s> text\x07!",
 }
 
@@ -176,7 +200,7 @@ def pair(request, models_dir, tmp_path_factory):
     reference, folder = build(request.param, models_dir, tmp_path_factory.mktemp(request.param))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        if request.param not in ("m2m100", "marian", "plbart", "plbart_multi", "gptsw3"):
+        if request.param not in ("m2m100", "marian", "plbart", "plbart_multi", "gptsw3", "fsmt"):
             reference = transformers.AutoTokenizer.from_pretrained(folder)  # what the folder says
     return request.param, reference, AutoTokenizer.from_pretrained(folder)
 

@@ -580,11 +580,121 @@ class GPTSw3Tokenizer(SlowSentencePieceTokenizer):
         return out + self.sp_model.decode(pieces)
 
 
+# ---- FSMT ---------------------------------------------------------------------------------------
+
+
+class FSMTTokenizer(SlowSentencePieceTokenizer):
+    """FSMT (fairseq WMT19): Moses normalisation and tokenization of the source language (sacremoses), then
+    BPE with `</w>` word ends over merges.txt; ids from vocab-src.json, decoding through vocab-tgt.json and
+    Moses detokenization in the target language; `A </s>` (fairseq adds no bos). As transformers does,
+    `text_target` is tokenized with the source settings too."""
+
+    def __init__(self, folder: str, settings: TokenizerSettings):
+        try:
+            import sacremoses
+        except ImportError as error:  # a declared dependency; only a broken install lacks it
+            raise ImportError("FSMTTokenizer needs the sacremoses package: pip install sacremoses") from error
+        cls = settings.tokenizer_class
+        langs = settings.get("langs")
+        if not isinstance(langs, (list, tuple)) or len(langs) != 2:
+            raise ValueError(f"{folder}/tokenizer_config.json: `langs` must be [source, target], e.g. "
+                             f"['en', 'de']; got {langs!r}")
+        self.src_lang, self.tgt_lang = langs
+        self.encoder = _read_json(require_file(folder, "vocab-src.json", cls))
+        self.decoder = {index: token for token, index in _read_json(require_file(folder, "vocab-tgt.json", cls)).items()}
+        with open(require_file(folder, "merges.txt", cls), encoding="utf-8") as handle:
+            merges = [tuple(line.split()[:2]) for line in handle.read().split("\n")[:-1]]
+        self.bpe_ranks = {merge: rank for rank, merge in enumerate(merges)}
+        self.do_lower_case = bool(settings.get("do_lower_case", False))
+        self._punct_normalizer = sacremoses.MosesPunctNormalizer(lang=self.src_lang)
+        self._moses_tokenizer = sacremoses.MosesTokenizer(lang=self.src_lang)
+        self._moses_detokenizer = sacremoses.MosesDetokenizer(lang=self.tgt_lang)
+        self._bpe_cache: dict[str, str] = {}
+        defaults = {"bos_token": "<s>", "sep_token": "</s>", "unk_token": "<unk>", "pad_token": "<pad>"}
+        for name, token in defaults.items():
+            if settings.special_tokens.get(name) is None:
+                settings.special_tokens[name] = token
+        super().__init__(settings)
+        self._finish_setup()
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.encoder)
+
+    def _base_vocab(self):
+        return dict(self.encoder)
+
+    def _wrap(self, ids, pair_ids):
+        sep = [self.sep_token_id]
+        if pair_ids is None:
+            return ids + sep, [0] * len(ids) + [1]
+        return ids + sep + pair_ids + sep, [0] * len(ids) + [1] + [0] * len(pair_ids) + [1]
+
+    def _moses_clean(self, text: str) -> str:
+        """Moses' replace-unicode-punctuation and remove-non-printing-char steps around its normaliser."""
+        for old, new in _FULLWIDTH_PUNCTUATION:
+            text = text.replace(old, new)
+        text = re.sub(r"。\s*", ". ", text)
+        text = self._punct_normalizer.normalize(text)
+        return "".join(char for char in text if not unicodedata.category(char).startswith("C"))
+
+    def _bpe(self, token: str) -> str:
+        if token in self._bpe_cache:
+            return self._bpe_cache[token]
+        word = tuple(token[:-1]) + (token[-1] + "</w>",)
+        while len(word) > 1:
+            pairs = set(zip(word, word[1:]))
+            best = min(pairs, key=lambda pair: self.bpe_ranks.get(pair, float("inf")))
+            if best not in self.bpe_ranks:
+                break
+            merged, i = [], 0
+            while i < len(word):
+                if i < len(word) - 1 and (word[i], word[i + 1]) == best:
+                    merged.append(word[i] + word[i + 1])
+                    i += 2
+                else:
+                    merged.append(word[i])
+                    i += 1
+            word = tuple(merged)
+        pieces = " ".join(word)
+        if pieces == "\n  </w>":  # transformers' special case for a lone newline token
+            pieces = "\n</w>"
+        self._bpe_cache[token] = pieces
+        return pieces
+
+    def _tokenize(self, text):
+        if self.do_lower_case:
+            text = text.lower()
+        words = self._moses_tokenizer.tokenize(self._moses_clean(text), aggressive_dash_splits=True,
+                                               return_str=False, escape=True)
+        return [piece for word in words if word for piece in self._bpe(word).split(" ")]
+
+    def _convert_token_to_id(self, token):
+        return self.encoder.get(token, self.encoder.get(self.unk_token))
+
+    def _convert_id_to_token(self, index):
+        return self.decoder.get(index, self.unk_token)
+
+    def _id_to_token(self, index):
+        if index in self._added_specs:
+            return self._added_specs[index].content
+        return self._convert_id_to_token(index)
+
+    def convert_tokens_to_string(self, tokens):
+        words = "".join(token.replace(" ", "").replace("</w>", " ") for token in tokens).split()
+        return self._moses_detokenizer.detokenize(words)
+
+
+_FULLWIDTH_PUNCTUATION = [("，", ","), ("、", ","), ("”", '"'), ("“", '"'), ("∶", ":"), ("：", ":"), ("？", "?"),
+                          ("《", '"'), ("》", '"'), ("】", "]"), ("％", "%")]
+
+
 SLOW_TOKENIZER_CLASSES = {
     "M2M100Tokenizer": M2M100Tokenizer,
     "MarianTokenizer": MarianTokenizer,
     "PLBartTokenizer": PLBartTokenizer,
     "GPTSw3Tokenizer": GPTSw3Tokenizer,
+    "FSMTTokenizer": FSMTTokenizer,
 }
 # Classes whose tokenizer.json needs more than the generic `tokenizers` backend.
 TOKENIZER_JSON_CLASSES = {"MBartTokenizer": MBartTokenizer}
