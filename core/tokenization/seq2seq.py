@@ -25,7 +25,7 @@ from tokenizers.models import BPE
 from .base import EncodedSequence, PreTrainedTokenizer
 from .sentencepiece_backend import SentencePieceTokenizer
 from .settings import AddedTokenSpec, TokenizerSettings
-from .tokenizers_backend import TokenizersTokenizer
+from .tokenizers_backend import CLIPTokenizer, TokenizersTokenizer
 
 WORD_BOUNDARY = "\u2581"
 
@@ -696,8 +696,8 @@ SLOW_TOKENIZER_CLASSES = {
     "GPTSw3Tokenizer": GPTSw3Tokenizer,
     "FSMTTokenizer": FSMTTokenizer,
 }
-# Classes whose tokenizer.json needs more than the generic `tokenizers` backend.
-TOKENIZER_JSON_CLASSES = {"MBartTokenizer": MBartTokenizer}
+# Classes whose tokenizer.json needs more than the generic `tokenizers` backend (CLIP's is not a seq2seq one).
+TOKENIZER_JSON_CLASSES = {"MBartTokenizer": MBartTokenizer, "CLIPTokenizer": CLIPTokenizer}
 
 
 # ---- byte-level BPE from vocab.json + merges.txt (BART, RoBERTa) --------------------------------

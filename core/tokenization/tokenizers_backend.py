@@ -163,6 +163,16 @@ def read_wordpiece_vocab(vocab_file: str) -> dict[str, int]:
         return {line.rstrip("\n"): index for index, line in enumerate(handle)}
 
 
+class CLIPTokenizer(TokenizersTokenizer):
+    """CLIP's tokenizer.json: byte-level BPE whose words end in `</w>`. The saved ByteLevel decoder
+    leaves the suffix in; transformers' CLIPTokenizer turns each into a space and strips the text."""
+
+    def _decode_ids(self, ids, skip_special_tokens):
+        text = super()._decode_ids(ids, skip_special_tokens)
+        suffix = getattr(self._backend.model, "end_of_word_suffix", None)
+        return text.replace(suffix, " ").strip() if suffix else text
+
+
 class WordPieceTokenizer(TokenizersTokenizer):
     """BERT's tokenizer built from a WordPiece `vocab.txt`, for folders without a tokenizer.json.
 
