@@ -278,7 +278,7 @@ FAMILIES.update({
 
 
 def _wav2vec2_like(model_type: str, config: str, prefix: str, hf: str) -> Family:
-    """Wav2Vec2 / HuBERT (core/models/wav2vec2): one module set, per-type configs."""
+    """Wav2Vec2 / HuBERT / WavLM (core/models/wav2vec2): one module set, per-type configs."""
     return Family(model_type, f"core.models.wav2vec2.config:{config}", "core.models.wav2vec2.modeling",
                   "core.models.wav2vec2.params", prefix, {
                       "base": ("Wav2Vec2Module", f"{hf}Model"),
@@ -290,6 +290,7 @@ def _wav2vec2_like(model_type: str, config: str, prefix: str, hf: str) -> Family
 FAMILIES.update({
     "wav2vec2": _wav2vec2_like("wav2vec2", "Wav2Vec2Config", "wav2vec2", "Wav2Vec2"),
     "hubert": _wav2vec2_like("hubert", "HubertConfig", "hubert", "Hubert"),
+    "wavlm": _wav2vec2_like("wavlm", "WavLMConfig", "wavlm", "WavLM"),
 })
 
 def family(model_type: str) -> Family:

@@ -1,6 +1,7 @@
-"""Wav2Vec2 and HuBERT: every head against `transformers` on tiny random configs (both
+"""Wav2Vec2, HuBERT and WavLM: every head against `transformers` on tiny random configs (both
 feature-encoder norms, post-norm and stable-layer-norm encoders, HuBERT's BatchNorm position
-conv and LayerNorm-free projection), a padded batch of raw audio, CTC and classification
+conv and LayerNorm-free projection, WavLM's gated relative position bias with few enough
+buckets that the log-spaced ones are used), a padded batch of raw audio, CTC and classification
 losses, loading/saving and config checks. Also the adapter the port tests use (TINY, CASES,
 build_reference, task_inputs, OUTPUT_FIELDS).
 """
@@ -15,7 +16,7 @@ import transformers
 from core import registry
 from core.configuration import ConfigError
 from core.modeling import PretrainedModel
-from core.models.wav2vec2.config import HubertConfig, Wav2Vec2Config
+from core.models.wav2vec2.config import HubertConfig, Wav2Vec2Config, WavLMConfig
 from tests import parity
 
 # Non-default: conv_dim (8, 8), kernels (5, 3), strides (3, 2), 16 hidden in 2 heads, 2 layers,
@@ -24,8 +25,11 @@ TINY = dict(hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermed
             conv_kernel=[5, 3], conv_stride=[3, 2], num_conv_pos_embeddings=4, num_conv_pos_embedding_groups=2,
             layer_norm_eps=1e-6, conv_bias=True, vocab_size=11, classifier_proj_size=7,
             ctc_loss_reduction="mean")
-CONFIGS = {"wav2vec2": "Wav2Vec2Config", "hubert": "HubertConfig"}
-OURS = {"wav2vec2": Wav2Vec2Config, "hubert": HubertConfig}
+CONFIGS = {"wav2vec2": "Wav2Vec2Config", "hubert": "HubertConfig", "wavlm": "WavLMConfig"}
+OURS = {"wav2vec2": Wav2Vec2Config, "hubert": HubertConfig, "wavlm": WavLMConfig}
+# WavLM: 12 buckets (6 per direction, 3 exact) up to distance 20 over 32 frames: exact,
+# log-spaced and clipped buckets all occur.
+WAVLM_BUCKETS = {"num_buckets": 12, "max_bucket_distance": 20}
 OUTPUT_FIELDS = {
     "base": ("last_hidden_state", "extract_features", "hidden_states", "attentions"),
 }
@@ -81,6 +85,10 @@ CASES = [
                                              "mask_time_prob": 0.0}),
     ("hubert", "ctc", {"conv_pos_batch_norm": True, "feat_proj_layer_norm": False, "hidden_act": "silu"}),
     ("hubert", "sequence-classification", {"num_labels": 3}),
+    ("wavlm", "base", {**WAVLM_BUCKETS, "hidden_act": "gelu_new"}),
+    ("wavlm", "ctc", {**WAVLM_BUCKETS, "do_stable_layer_norm": True, "feat_extract_norm": "layer",
+                      "num_attention_heads": 4}),
+    ("wavlm", "sequence-classification", {**WAVLM_BUCKETS, "num_labels": 3, "use_weighted_layer_sum": True}),
 ]
 
 
@@ -108,6 +116,18 @@ def test_parity_with_transformers(model_type, task, overrides, tmp_path, record_
                         label=f"{model_type} vs transformers")
 
 
+def test_wavlm_buckets_match_transformers():
+    """The shared T5 bucketing (core.layers.positions) gives WavLM's buckets: the test config's and
+    the default (320 buckets up to 800), offsets up to ±1000."""
+    from core.layers import positions
+    relative = torch.arange(-1000, 1001)[None, :]
+    for buckets, distance in ((12, 20), (320, 800)):
+        attention = transformers.models.wavlm.modeling_wavlm.WavLMAttention(16, 2, num_buckets=buckets,
+                                                                              max_distance=distance)
+        got = positions.relative_position_bucket(jnp.asarray(relative.numpy()), True, buckets, distance)
+        np.testing.assert_array_equal(np.asarray(got), attention._relative_positions_bucket(relative).numpy())
+
+
 @pytest.mark.parametrize("reduction,zero_infinity", [("none", False), ("sum", True), ("mean", False)])
 def test_ctc_loss_matches_torch(reduction, zero_infinity):
     """The portable CTC recursion against torch's ctc_loss, including -100 holes in the labels,
@@ -125,7 +145,8 @@ def test_ctc_loss_matches_torch(reduction, zero_infinity):
 
 def test_saved_folder_round_trips_bit_identically_and_loads_in_transformers(tmp_path):
     for model_type, task, overrides in (("wav2vec2", "ctc", {}),
-                                        ("hubert", "sequence-classification", {"conv_pos_batch_norm": True})):
+                                        ("hubert", "sequence-classification", {"conv_pos_batch_norm": True}),
+                                        ("wavlm", "ctc", WAVLM_BUCKETS)):
         reference, folder = build_reference(model_type, task, tmp_path, **overrides)
         ours = PretrainedModel.from_pretrained(folder, task=task)
         out = tmp_path / f"rosetta-{model_type}"
@@ -167,3 +188,7 @@ def test_bad_configs_are_rejected():
         Wav2Vec2Config(add_adapter=True)
     with pytest.raises(ConfigError, match="num_conv_pos_embedding_groups"):
         Wav2Vec2Config(hidden_size=16, num_attention_heads=2, num_conv_pos_embedding_groups=3)
+    with pytest.raises(ConfigError, match="max_bucket_distance"):
+        WavLMConfig(num_buckets=12, max_bucket_distance=3)
+    with pytest.raises(ConfigError, match="add_adapter"):
+        WavLMConfig(add_adapter=True)

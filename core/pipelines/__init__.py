@@ -9,7 +9,8 @@ Tasks: feature-extraction, fill-mask, text-classification (alias sentiment-analy
 token-classification (alias ner), question-answering (transformers v4 semantics; v5 removed it),
 zero-shot-classification; text-generation (transformers v5 semantics, chats included);
 text2text-generation, summarization, translation (alias translation_XX_to_YY; v4 semantics, v5 removed
-them); image-classification, zero-shot-image-classification (CLIP). Output formats (keys, order, score semantics and types) are
+them); image-classification, zero-shot-image-classification (CLIP); automatic-speech-recognition (CTC
+models) and audio-classification (Wav2Vec2 / HuBERT / WavLM). Output formats (keys, order, score semantics and types) are
 transformers'. Batches are padded to a small set of shapes (see `core.pipelines.base`).
 """
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Optional
 
 import jax.numpy as jnp
 
+from .audio import AudioClassificationPipeline, AutomaticSpeechRecognitionPipeline
 from .base import Pipeline, PipelineError, load_model, load_tokenizer
 from .feature_extraction import FeatureExtractionPipeline
 from .fill_mask import FillMaskPipeline
@@ -42,6 +44,8 @@ PIPELINES: dict[str, type[Pipeline]] = {
     "translation": TranslationPipeline,
     "image-classification": ImageClassificationPipeline,
     "zero-shot-image-classification": ZeroShotImageClassificationPipeline,
+    "automatic-speech-recognition": AutomaticSpeechRecognitionPipeline,
+    "audio-classification": AudioClassificationPipeline,
 }
 ALIASES = {"sentiment-analysis": "text-classification", "ner": "token-classification"}
 
@@ -68,7 +72,7 @@ def pipeline(task: str, model=None, tokenizer=None, batch_size: int = 1, dtype=j
         raise PipelineError(f"{name}: pass model=<folder>; Rosetta has no default checkpoints and does not "
                             "download from the Hub")
     cls = PIPELINES[name]
-    if hasattr(cls, "create"):                   # generation and image pipelines load what they need
+    if hasattr(cls, "create"):                   # generation, image and audio pipelines load what they need
         return cls.create(task if name == "translation" else name, model, tokenizer, batch_size, dtype,
                           min_length_bucket, model_kwargs)
     loaded = load_model(name, cls.head, model, dtype=dtype, model_kwargs=model_kwargs,
@@ -78,7 +82,8 @@ def pipeline(task: str, model=None, tokenizer=None, batch_size: int = 1, dtype=j
 
 
 __all__ = [
-    "ALIASES", "PIPELINES", "FeatureExtractionPipeline", "FillMaskPipeline", "ImageClassificationPipeline",
+    "ALIASES", "PIPELINES", "AudioClassificationPipeline", "AutomaticSpeechRecognitionPipeline",
+    "FeatureExtractionPipeline", "FillMaskPipeline", "ImageClassificationPipeline",
     "Pipeline", "PipelineError", "QuestionAnsweringPipeline", "SummarizationPipeline", "Text2TextGenerationPipeline",
     "TextClassificationPipeline", "TextGenerationPipeline", "TokenClassificationPipeline", "TranslationPipeline",
     "ZeroShotClassificationPipeline", "ZeroShotImageClassificationPipeline", "pipeline",

@@ -6,6 +6,7 @@ import os
 from typing import Any
 
 from .base import PreTrainedTokenizer
+from .ctc import Wav2Vec2CTCTokenizer
 from .sentencepiece_backend import SentencePieceTokenizer
 from .seq2seq import (
     BYTE_LEVEL_BPE_CLASSES,
@@ -77,6 +78,9 @@ class AutoTokenizer:
             return tokenizer_type.from_file(tokenizer_file, settings)
 
         settings = load_tokenizer_settings(folder, overrides)
+        if settings.tokenizer_class == "Wav2Vec2CTCTokenizer":
+            # the CTC speech models' character vocabulary (vocab.json); a Python tokenizer in transformers 5.
+            return Wav2Vec2CTCTokenizer(folder, settings)
         if settings.tokenizer_class in SLOW_TOKENIZER_CLASSES:
             # transformers 5 keeps these as Python tokenizers: their own files, vocabulary and layout.
             return SLOW_TOKENIZER_CLASSES[settings.tokenizer_class](folder, settings)

@@ -161,3 +161,44 @@ class HubertConfig(SpeechEncoderConfig):
     @property
     def pos_batch_norm(self) -> bool:
         return self.conv_pos_batch_norm
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class WavLMConfig(SpeechEncoderConfig):
+    """WavLM: Wav2Vec2's encoder with a gated relative position bias in every attention layer
+    (`num_buckets` T5-style bidirectional buckets up to `max_bucket_distance`, the table held by
+    the first layer and shared by all). transformers' default CTC reduction here is "mean"."""
+    model_type: ClassVar[str] = "wavlm"
+
+    vocab_size: int = 32
+    num_buckets: int = 320
+    max_bucket_distance: int = 800
+    num_codevectors_per_group: int = 320
+    num_codevector_groups: int = 2
+    contrastive_logits_temperature: float = 0.1
+    num_negatives: int = 100
+    codevector_dim: int = 256
+    proj_codevector_dim: int = 256
+    diversity_loss_weight: float = 0.1
+    ctc_loss_reduction: str = "mean"
+    tdnn_dim: tuple[int, ...] = (512, 512, 512, 512, 1500)
+    tdnn_kernel: tuple[int, ...] = (5, 3, 3, 1, 1)
+    tdnn_dilation: tuple[int, ...] = (1, 2, 3, 1, 1)
+    xvector_output_dim: int = 512
+    num_ctc_classes: int = 80
+    add_adapter: bool = False
+    adapter_kernel_size: int = 3
+    adapter_stride: int = 2
+    num_adapter_layers: int = 3
+
+    def validate(self):
+        super().validate()
+        if self.num_buckets < 4:
+            self.fail("num_buckets", self.num_buckets, "an int >= 4 (half per direction, half of those exact)")
+        if self.max_bucket_distance <= self.num_buckets // 4:
+            self.fail("max_bucket_distance", self.max_bucket_distance,
+                      f"more than num_buckets // 4 = {self.num_buckets // 4} (the exact range)")
+
+    @property
+    def relative_position_bias(self) -> bool:
+        return True

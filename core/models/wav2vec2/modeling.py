@@ -1,7 +1,15 @@
-"""Wav2Vec2 and HuBERT: a 1-D convolutional feature encoder over raw audio, a feature
+"""Wav2Vec2, HuBERT and WavLM: a 1-D convolutional feature encoder over raw audio, a feature
 projection, a convolutional relative position embedding, a Transformer encoder (post-norm, or
 pre-norm with a final LayerNorm: `do_stable_layer_norm`), and the CTC and sequence-
 classification heads, in the portable Flax subset.
+
+WavLM adds a gated relative position bias: bidirectional T5-style buckets of (key - query)
+offsets look up a (heads,) vector in a table that transformers keeps in the first layer's
+attention (`encoder.layers.0.attention.rel_attn_embed`; here `encoder/rel_attn_embed`, the
+same tensor); the (heads, frames, frames) bias is computed once and every layer scales it per
+(head, query) by a gate from the query's head slice (`gru_rel_pos_linear`, `gru_rel_pos_const`).
+transformers returns WavLM's attention weights averaged over heads (torch's
+multi_head_attention_forward), broadcast to every head; so do we.
 
 Inputs are `input_values` (batch, samples) float and an optional `attention_mask` over
 samples; the frame mask is derived with the conv output-length formula
@@ -24,6 +32,7 @@ import flax.linen as nn
 
 from core import outputs
 from core.layers import losses
+from core.layers import positions
 from core.layers import prims as P
 from core.models.wav2vec2.config import SpeechEncoderConfig
 
@@ -190,16 +199,40 @@ class Wav2Vec2Attention(nn.Module):
         self.k_proj = P.Dense(h, h, True, c.initializer_range, self.dtype, self.param_dtype)
         self.v_proj = P.Dense(h, h, True, c.initializer_range, self.dtype, self.param_dtype)
         self.out_proj = P.Dense(h, h, True, c.initializer_range, self.dtype, self.param_dtype)
+        if c.relative_position_bias:
+            self.gru_rel_pos_const = self.param("gru_rel_pos_const", P.ones_init(), (1, c.num_attention_heads, 1, 1),
+                                                self.param_dtype)
+            self.gru_rel_pos_linear = P.Dense(8, c.head_dim, True, c.initializer_range, self.dtype, self.param_dtype)
         self.core = P.AttentionCore(c.attention_dropout, self.dtype)
 
-    def __call__(self, hidden, mask=None, deterministic: bool = True, output_attentions: bool = False):
+    def gated_bias(self, hidden, position_bias):
+        """WavLM: (heads, q, k) position bias → (batch, heads, q, k), scaled per (batch, head,
+        query) by gate_a·(gate_b·const − 1) + 2, where (gate_a, gate_b) are the sigmoids of the
+        two 4-wide sums of `gru_rel_pos_linear` on the query's slice of each head."""
+        c = self.config
+        batch, length, _ = jnp.shape(hidden)
+        heads = c.num_attention_heads
+        proj = self.gru_rel_pos_linear(jnp.reshape(hidden, (batch, length, heads, c.head_dim)))
+        gates = P.act(jnp.sum(jnp.reshape(proj, (batch, length, heads, 2, 4)), axis=-1), "sigmoid")
+        const = jnp.reshape(jnp.asarray(self.gru_rel_pos_const, self.dtype), (1, 1, heads))
+        gate = gates[:, :, :, 0] * (gates[:, :, :, 1] * const - 1.0) + 2.0
+        return jnp.expand_dims(jnp.transpose(gate, (0, 2, 1)), -1) * jnp.expand_dims(position_bias, 0)
+
+    def __call__(self, hidden, mask=None, position_bias=None, deterministic: bool = True,
+                 output_attentions: bool = False):
         c = self.config
         batch, length, _ = jnp.shape(hidden)
         heads_shape = (batch, length, c.num_attention_heads, c.head_dim)
+        bias = None
+        if c.relative_position_bias:
+            bias = self.gated_bias(hidden, position_bias)
         q = jnp.reshape(self.q_proj(hidden), heads_shape)
         k = jnp.reshape(self.k_proj(hidden), heads_shape)
         v = jnp.reshape(self.v_proj(hidden), heads_shape)
-        context, weights = self.core(q, k, v, mask=mask, deterministic=deterministic, return_weights=output_attentions)
+        context, weights = self.core(q, k, v, mask=mask, bias=bias, deterministic=deterministic,
+                                     return_weights=output_attentions)
+        if output_attentions and c.relative_position_bias:
+            weights = jnp.broadcast_to(jnp.mean(weights, axis=1, keepdims=True), jnp.shape(weights))
         return self.out_proj(jnp.reshape(context, (batch, length, c.hidden_size))), weights
 
 
@@ -225,7 +258,7 @@ class Wav2Vec2FeedForward(nn.Module):
 
 class Wav2Vec2EncoderLayer(nn.Module):
     """Post-norm (Wav2Vec2EncoderLayer) or pre-norm (…StableLayerNorm, `do_stable_layer_norm`);
-    the `Repeat` body: (hidden, mask, ...) → (hidden, (hidden, attentions))."""
+    the `Repeat` body: (hidden, mask, position_bias, ...) → (hidden, (hidden, attentions))."""
     config: SpeechEncoderConfig
     dtype: jnp.dtype = jnp.float32
     param_dtype: jnp.dtype = jnp.float32
@@ -239,13 +272,15 @@ class Wav2Vec2EncoderLayer(nn.Module):
         self.final_layer_norm = P.LayerNorm(c.hidden_size, c.layer_norm_eps, dtype=self.dtype,
                                             param_dtype=self.param_dtype)
 
-    def __call__(self, hidden, mask=None, deterministic: bool = True, output_attentions: bool = False):
+    def __call__(self, hidden, mask=None, position_bias=None, deterministic: bool = True,
+                 output_attentions: bool = False):
         if self.config.do_stable_layer_norm:
-            attended, weights = self.attention(self.layer_norm(hidden), mask, deterministic, output_attentions)
+            attended, weights = self.attention(self.layer_norm(hidden), mask, position_bias, deterministic,
+                                               output_attentions)
             hidden = hidden + self.dropout(attended, deterministic=deterministic)
             hidden = hidden + self.feed_forward(self.final_layer_norm(hidden), deterministic)
         else:
-            attended, weights = self.attention(hidden, mask, deterministic, output_attentions)
+            attended, weights = self.attention(hidden, mask, position_bias, deterministic, output_attentions)
             hidden = self.layer_norm(hidden + self.dropout(attended, deterministic=deterministic))
             hidden = self.final_layer_norm(hidden + self.feed_forward(hidden, deterministic))
         return hidden, (hidden, weights)
@@ -254,7 +289,9 @@ class Wav2Vec2EncoderLayer(nn.Module):
 class Wav2Vec2Encoder(nn.Module):
     """Zero the padded frames, add the conv position embedding, (post-norm: LayerNorm,) the
     layers (pre-norm: a final LayerNorm). hidden_states: the first layer's input, then every
-    layer's output (transformers v5: before the pre-norm variant's final LayerNorm)."""
+    layer's output (transformers v5: before the pre-norm variant's final LayerNorm). WavLM: the
+    relative position bias table (`rel_attn_embed`) and the (heads, frames, frames) bias every
+    layer gates."""
     config: SpeechEncoderConfig
     dtype: jnp.dtype = jnp.float32
     param_dtype: jnp.dtype = jnp.float32
@@ -265,6 +302,9 @@ class Wav2Vec2Encoder(nn.Module):
         self.pos_conv_embed = Wav2Vec2PositionalConvEmbedding(c, self.dtype, self.param_dtype)
         self.layer_norm = P.LayerNorm(c.hidden_size, c.layer_norm_eps, dtype=self.dtype, param_dtype=self.param_dtype)
         self.dropout = P.Dropout(c.hidden_dropout)
+        if c.relative_position_bias:
+            self.rel_attn_embed = P.Embed(c.num_buckets, c.num_attention_heads, c.initializer_range, self.dtype,
+                                          self.param_dtype)
         kwargs = {"config": c, "dtype": self.dtype, "param_dtype": self.param_dtype}
         self.layers = P.Repeat(Wav2Vec2EncoderLayer, c.num_hidden_layers, kwargs, remat=self.remat)
 
@@ -279,7 +319,13 @@ class Wav2Vec2Encoder(nn.Module):
             hidden = self.layer_norm(hidden)
         hidden = self.dropout(hidden, deterministic=deterministic)
         first = hidden
-        hidden, per_layer = self.layers(hidden, mask, deterministic, output_attentions)
+        position_bias = None
+        if self.config.relative_position_bias:
+            length = jnp.shape(hidden)[1]
+            buckets = positions.relative_position_bucket(positions.relative_positions(length, length), True,
+                                                         self.config.num_buckets, self.config.max_bucket_distance)
+            position_bias = jnp.transpose(self.rel_attn_embed(buckets), (2, 0, 1))
+        hidden, per_layer = self.layers(hidden, mask, position_bias, deterministic, output_attentions)
         all_hidden = None
         if output_hidden_states:
             all_hidden = (first,) + tuple(jnp.unstack(per_layer[0], axis=0))
@@ -292,8 +338,8 @@ class Wav2Vec2Encoder(nn.Module):
 
 
 class Wav2Vec2Module(nn.Module):
-    """The bare encoder (`transformers.Wav2Vec2Model` / `HubertModel`): `extract_features`
-    (Wav2Vec2 only, as in transformers) are the LayerNorm-ed conv features."""
+    """The bare encoder (`transformers.Wav2Vec2Model` / `HubertModel` / `WavLMModel`):
+    `extract_features` (Wav2Vec2 and WavLM, as in transformers) are the LayerNorm-ed conv features."""
     config: SpeechEncoderConfig
     dtype: jnp.dtype = jnp.float32
     param_dtype: jnp.dtype = jnp.float32
@@ -317,7 +363,7 @@ class Wav2Vec2Module(nn.Module):
             frames = frame_mask(self.config, attention_mask, jnp.shape(features)[1])
         hidden, normed = self.feature_projection(features, deterministic)
         encoded = self.encoder(hidden, frames, deterministic, output_attentions, output_hidden_states)
-        extract_features = normed if self.config.model_type == "wav2vec2" else None
+        extract_features = None if self.config.model_type == "hubert" else normed
         return outputs.Wav2Vec2BaseModelOutput(last_hidden_state=encoded.last_hidden_state,
                                                extract_features=extract_features,
                                                hidden_states=encoded.hidden_states, attentions=encoded.attentions)
@@ -396,6 +442,8 @@ class Wav2Vec2ForCTC(nn.Module):
         c = self.config
         if c.model_type == "hubert":
             self.hubert = Wav2Vec2Module(c, self.dtype, self.param_dtype, self.remat)
+        elif c.model_type == "wavlm":
+            self.wavlm = Wav2Vec2Module(c, self.dtype, self.param_dtype, self.remat)
         else:
             self.wav2vec2 = Wav2Vec2Module(c, self.dtype, self.param_dtype, self.remat)
         self.dropout = P.Dropout(c.final_dropout)
@@ -405,6 +453,8 @@ class Wav2Vec2ForCTC(nn.Module):
              output_hidden_states: bool):
         if self.config.model_type == "hubert":
             return self.hubert(input_values, attention_mask, deterministic, output_attentions, output_hidden_states)
+        if self.config.model_type == "wavlm":
+            return self.wavlm(input_values, attention_mask, deterministic, output_attentions, output_hidden_states)
         return self.wav2vec2(input_values, attention_mask, deterministic, output_attentions, output_hidden_states)
 
     def __call__(self, input_values, attention_mask=None, labels=None, deterministic: bool = True,
@@ -436,6 +486,8 @@ class Wav2Vec2ForSequenceClassification(nn.Module):
         c = self.config
         if c.model_type == "hubert":
             self.hubert = Wav2Vec2Module(c, self.dtype, self.param_dtype, self.remat)
+        elif c.model_type == "wavlm":
+            self.wavlm = Wav2Vec2Module(c, self.dtype, self.param_dtype, self.remat)
         else:
             self.wav2vec2 = Wav2Vec2Module(c, self.dtype, self.param_dtype, self.remat)
         if c.use_weighted_layer_sum:
@@ -450,6 +502,8 @@ class Wav2Vec2ForSequenceClassification(nn.Module):
              output_hidden_states: bool):
         if self.config.model_type == "hubert":
             return self.hubert(input_values, attention_mask, deterministic, output_attentions, output_hidden_states)
+        if self.config.model_type == "wavlm":
+            return self.wavlm(input_values, attention_mask, deterministic, output_attentions, output_hidden_states)
         return self.wav2vec2(input_values, attention_mask, deterministic, output_attentions, output_hidden_states)
 
     def __call__(self, input_values, attention_mask=None, labels=None, deterministic: bool = True,

@@ -1,10 +1,12 @@
-"""Wav2Vec2 / HuBERT: Hugging Face tensor names ⇄ Flax param paths.
+"""Wav2Vec2 / HuBERT / WavLM: Hugging Face tensor names ⇄ Flax param paths.
 
 The positional conv's weight norm is saved by `transformers` v5 as
 `encoder.pos_conv_embed.conv.parametrizations.weight.original0` (g) / `original1` (v); the
 module keeps both as params (`weight_g`, `weight_v`), so the rules are identities. Older
 checkpoints spell them `conv.weight_g` / `conv.weight_v`: those load too (saving writes the v5
-names). HuBERT with `conv_pos_batch_norm` has a plain `conv.weight` and a BatchNorm.
+names). HuBERT with `conv_pos_batch_norm` has a plain `conv.weight` and a BatchNorm. WavLM's
+relative position bias table lives in the first layer's attention in transformers
+(`encoder.layers.0.attention.rel_attn_embed.weight`) and in the encoder here.
 """
 from core.checkpoint.keymap import KeyMap, Rule, batch_norm, conv, dense, layer_norm, prefixed
 from core.models.wav2vec2.config import SpeechEncoderConfig
@@ -13,7 +15,7 @@ TASKS = ("base", "ctc", "sequence-classification")
 
 
 def base_prefix(config: SpeechEncoderConfig) -> str:
-    return "hubert" if config.model_type == "hubert" else "wav2vec2"
+    return config.model_type if config.model_type in ("hubert", "wavlm") else "wav2vec2"
 
 
 def encoder_rules(config: SpeechEncoderConfig) -> list[Rule]:
@@ -40,8 +42,14 @@ def encoder_rules(config: SpeechEncoderConfig) -> list[Rule]:
     rules.append(Rule(f"{pos}.conv.bias", "encoder/pos_conv_embed/conv/bias"))
     rules += layer_norm("encoder.layer_norm", "encoder/layer_norm")
     layer, block = "encoder.layers.{layer}", "encoder/layers/block"
+    projections = ["q_proj", "k_proj", "v_proj", "out_proj"]
+    if config.relative_position_bias:
+        projections.append("gru_rel_pos_linear")
+        rules += [Rule("encoder.layers.0.attention.rel_attn_embed.weight", "encoder/rel_attn_embed/embedding"),
+                  Rule(f"{layer}.attention.gru_rel_pos_const", f"{block}/attention/gru_rel_pos_const")]
+    for proj in projections:
+        rules += dense(f"{layer}.attention.{proj}", f"{block}/attention/{proj}")
     rules += [
-        *dense(f"{layer}.attention.{{proj}}", f"{block}/attention/{{proj}}"),
         *layer_norm(f"{layer}.layer_norm", f"{block}/layer_norm"),
         *dense(f"{layer}.feed_forward.{{ff}}", f"{block}/feed_forward/{{ff}}"),
         *layer_norm(f"{layer}.final_layer_norm", f"{block}/final_layer_norm"),
