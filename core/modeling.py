@@ -111,7 +111,8 @@ class PretrainedModel:
     @classmethod
     def from_pretrained(cls, folder, task: str = "base", dtype=jnp.float32, param_dtype=jnp.float32,
                         remat: bool = False, init_new_head: bool = False, seed: int = 0,
-                        module_kwargs: Optional[Mapping] = None, **config_overrides) -> "PretrainedModel":
+                        module_kwargs: Optional[Mapping] = None, gguf_file: Optional[str] = None,
+                        **config_overrides) -> "PretrainedModel":
         """Load a Hugging Face folder (config.json + safetensors, sharded or not; `.bin` via
         torch's weights_only loader). Strict: any missing, unexpected or mis-shaped tensor is
         reported in one error and nothing is loaded.
@@ -121,20 +122,26 @@ class PretrainedModel:
         init_new_head: when the checkpoint has the backbone but not this task's head (e.g.
         fine-tuning a classifier from a pretrained encoder), initialise the head from `seed`.
         Keys of another task's head in the checkpoint are dropped and listed in `load_report`.
+        gguf_file: a llama.cpp GGUF file in `folder` (or `folder` is the .gguf file itself): config,
+        dequantized weights and tokenizer come from it (see core/checkpoint/gguf.py).
         """
         if cls is PretrainedModel and task in _TASK_MODELS:
             return _task_model(task).from_pretrained(
                 folder, task=task, dtype=dtype, param_dtype=param_dtype, remat=remat, init_new_head=init_new_head,
-                seed=seed, module_kwargs=module_kwargs, **config_overrides)
+                seed=seed, module_kwargs=module_kwargs, gguf_file=gguf_file, **config_overrides)
+        from core.checkpoint import gguf
+        gguf_path = gguf.resolve(folder, gguf_file)
+        source = None if gguf_path is None else gguf.GGUFCheckpoint(gguf_path)
         folder = pathlib.Path(folder)
-        config = read_config(folder)
+        config = read_config(folder) if source is None else source.config()
         if config_overrides:
             config = config.replace(**config_overrides)
         family = registry.family(config.model_type)
         module = cls.build_module(config, task, dtype, param_dtype, remat, module_kwargs)
         abstract = {p: jax.ShapeDtypeStruct(a.shape, param_dtype) for p, a in _abstract_params(module, task).items()}
-        loaded = load_folder(folder, family, config, task, abstract, init_new_head,
-                             put=lambda host: jax.device_put(host, may_alias=True))  # zero-copy on CPU
+        loaded = load_folder(gguf_path or folder, family, config, task, abstract, init_new_head,
+                             put=lambda host: jax.device_put(host, may_alias=True),  # zero-copy on CPU
+                             source=source)
         flat = loaded.flat
         report = {"dropped": loaded.dropped, "initialised": loaded.new_head}
         if loaded.new_head:

@@ -48,16 +48,18 @@ class LoadedFolder:
 
 def load_folder(folder, family: registry.Family, config: PretrainedConfig, task: str,
                 abstract: Mapping[str, object], init_new_head: bool = False,
-                put: Callable[[np.ndarray], object] = lambda a: a) -> LoadedFolder:
+                put: Callable[[np.ndarray], object] = lambda a: a, source=None) -> LoadedFolder:
     """Plan and load the tensors of `folder` for `family`'s `task` model.
 
     `abstract`: flat {flax path: object with .shape and .dtype} of the model's params (the
     dtype is the one tensors are converted to). `put` moves each finished leaf (e.g. to a
     device). Strict: nothing is read unless every key maps and every shape matches.
+    `source`: an open tensor source to read instead of the folder's files (a
+    `core.checkpoint.gguf.GGUFCheckpoint`: Hugging Face names, keys/shape/get).
     """
     folder = pathlib.Path(folder)
     keymap = family.key_map(config, task)
-    with ckpt_io.open_checkpoint(folder) as source:
+    with (source if source is not None else ckpt_io.open_checkpoint(folder)) as source:
         shapes = {k: source.shape(k) for k in source.keys()}
         renamed, dropped = align_prefix(shapes, family.base_prefix, task)
         if task != "base":

@@ -58,7 +58,9 @@ class CausalLMModel(PretrainedModel):
     @classmethod
     def from_pretrained(cls, folder, task: str = "causal-lm", **kwargs) -> "CausalLMModel":
         model = super().from_pretrained(folder, task=task, **kwargs)
-        model.generation_config = GenerationConfig.from_pretrained(folder, model.config)
+        folder = pathlib.Path(folder)       # a .gguf file itself: its folder has no generation_config.json
+        model.generation_config = GenerationConfig.from_pretrained(folder if folder.is_dir() else folder.parent,
+                                                                   model.config)
         return model
 
     @classmethod

@@ -59,8 +59,15 @@ class AutoTokenizer:
     @classmethod
     def from_pretrained(cls, folder: str | os.PathLike, **overrides: Any) -> PreTrainedTokenizer:
         """The tokenizer saved in `folder`. Keyword arguments override `tokenizer_config.json`
-        entries (e.g. `padding_side="left"`, `model_max_length=128`)."""
+        entries (e.g. `padding_side="left"`, `model_max_length=128`). `gguf_file=...` (a llama.cpp
+        GGUF file in `folder`, or `folder` is the file): the tokenizer its metadata describes."""
         folder = os.fspath(folder)
+        gguf_file = overrides.pop("gguf_file", None)
+        if gguf_file is not None or folder.lower().endswith(".gguf"):
+            from core.checkpoint import gguf
+
+            path = gguf.resolve(folder, gguf_file)
+            return gguf.GGUFCheckpoint(path).tokenizer(folder if os.path.isdir(folder) else str(path), **overrides)
         if not os.path.isdir(folder):
             raise FileNotFoundError(
                 f"{folder!r} is not a directory. AutoTokenizer.from_pretrained reads a local Hugging Face "
