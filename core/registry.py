@@ -90,6 +90,17 @@ FAMILIES: dict[str, Family] = {
                           })
        for model_type, cfg, hf in (("t5", "T5Config", "T5"), ("mt5", "MT5Config", "MT5"),
                                    ("umt5", "UMT5Config", "UMT5"))},
+    "pegasus_x": Family("pegasus_x", "core.models.pegasus_x.config:PegasusXConfig", "core.models.pegasus_x.modeling",
+                        "core.models.pegasus_x.params", "model", {
+                            "base": ("PegasusXModule", "PegasusXModel"),
+                            "seq2seq-lm": ("PegasusXForConditionalGeneration", "PegasusXForConditionalGeneration"),
+                        }),
+    "longt5": Family("longt5", "core.models.t5.config:LongT5Config", "core.models.t5.modeling", "core.models.t5.params",
+                     "", {
+                         "base": ("T5Module", "LongT5Model"),
+                         "seq2seq-lm": ("T5ForConditionalGeneration", "LongT5ForConditionalGeneration"),
+                         "encoder": ("T5EncoderModel", "LongT5EncoderModel"),
+                     }),
     "openai-gpt": Family("openai-gpt", "core.models.openai.config:OpenAIGPTConfig", "core.models.openai.modeling",
                          "core.models.openai.params", "transformer", {
                              "base": ("OpenAIGPTModule", "OpenAIGPTModel"),

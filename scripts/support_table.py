@@ -37,6 +37,7 @@ MODEL_TYPES = {
     "ViTMSN": "vit_msn", "BEiT": "beit",
     "ViTMAE": "vit_mae", "CLIP": "clip", "ConvNeXT": "convnext", "ResNet": "resnet", "Swin Transformer": "swin",
     "Wav2Vec2": "wav2vec2", "Hubert": "hubert", "WavLM": "wavlm", "Whisper": "whisper",
+    "LongT5": "longt5", "PEGASUS-X": "pegasus_x",
 }
 # Registered model types that are parts of a table row (CLIP's towers load on their own).
 PARTS = {"clip_text_model": "clip", "clip_vision_model": "clip"}

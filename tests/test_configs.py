@@ -50,7 +50,9 @@ DERIVED = {("llama", "num_key_value_heads"): "kv_heads", ("llama", "rope_paramet
            ("opt", "word_embed_proj_dim"): "proj_dim", ("falcon", "rope_parameters"): "rope",
            ("falcon", "ffn_hidden_size"): "ffn_size",
            ("t5", "scale_decoder_outputs"): "scales_decoder_outputs",
-           ("umt5", "scale_decoder_outputs"): "scales_decoder_outputs"}
+           ("umt5", "scale_decoder_outputs"): "scales_decoder_outputs",
+           ("longt5", "num_decoder_layers"): "decoder_layers",
+           ("longt5", "scale_decoder_outputs"): "scales_decoder_outputs"}
 
 
 def _tuples(value):

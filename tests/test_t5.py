@@ -22,6 +22,7 @@ TINY = dict(vocab_size=53, d_model=20, d_kv=6, d_ff=37, num_layers=2, num_decode
 HF = {
     "t5": ("T5Config", "T5"),
     "mt5": ("MT5Config", "MT5"),
+    "longt5": ("LongT5Config", "LongT5"),     # tests/test_longt5.py has its own tests; here for the ports
     "umt5": ("UMT5Config", "UMT5"),
 }
 HEADS = {"base": "Model", "seq2seq-lm": "ForConditionalGeneration",
@@ -111,6 +112,12 @@ CASES = [
     ("umt5", "seq2seq-lm", {"feed_forward_proj": "relu", "relative_attention_num_buckets": 8}),
     ("umt5", "question-answering", {}),
     ("umt5", "encoder", {"num_heads": 1}),
+    # LongT5 (same package): blocks of 2 over 9 tokens, global blocks of 2; see tests/test_longt5.py.
+    ("longt5", "seq2seq-lm", {"encoder_attention_type": "transient-global", "local_radius": 1,
+                              "global_block_size": 2}),
+    ("longt5", "base", {"local_radius": 1}),
+    ("longt5", "encoder", {"encoder_attention_type": "transient-global", "local_radius": 2,
+                           "global_block_size": 4}),
 ]
 
 

@@ -23,6 +23,8 @@ class T5Config(PretrainedConfig):
     # UMT5: every self-attention layer owns its relative position bias (T5: the first layer's
     # table serves every layer of its stack).
     bias_in_every_layer: ClassVar[bool] = False
+    # LongT5: the encoder runs blocked local / transient-global attention (`LongT5Stack`).
+    long_encoder: ClassVar[bool] = False
 
     vocab_size: int = 32128
     d_model: int = 512
@@ -150,3 +152,27 @@ class UMT5Config(T5Config):
     num_heads: int = 6
     feed_forward_proj: str = "gated-gelu"
     decoder_start_token_id: Optional[int] = 0
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class LongT5Config(T5Config):
+    """LongT5: T5's decoder; the encoder attends within blocks of `local_radius + 1` tokens (each
+    block to itself and its two neighbours, at most `local_radius` away), and with
+    `encoder_attention_type: transient-global` also to one summary token per `global_block_size`
+    tokens. `transformers` v5's LongT5Config has no `decoder_start_token_id`/`classifier_dropout`
+    (published checkpoints write `decoder_start_token_id: 0`); the inherited fields keep it."""
+    model_type: ClassVar[str] = "longt5"
+    long_encoder: ClassVar[bool] = True
+
+    local_radius: int = 127
+    global_block_size: int = 16
+    encoder_attention_type: str = "local"
+
+    def validate(self):
+        super().validate()
+        if self.encoder_attention_type not in ("local", "transient-global"):
+            self.fail("encoder_attention_type", self.encoder_attention_type, "'local' or 'transient-global'")
+        if self.local_radius < 0:
+            self.fail("local_radius", self.local_radius, "an int >= 0 (blocks of local_radius + 1 tokens)")
+        if self.global_block_size < 1:
+            self.fail("global_block_size", self.global_block_size, "a positive int")

@@ -1,4 +1,7 @@
-"""T5, mT5 and UMT5: the encoder-decoder and its task heads, in the portable Flax subset.
+"""T5, mT5, UMT5 and LongT5: the encoder-decoder and its task heads, in the portable Flax subset.
+
+LongT5 (`config.long_encoder`) swaps the encoder stack for `LongT5Stack` (blocked local or
+transient-global attention, see there); its decoder and heads are T5's.
 
 Submodule names follow `transformers` (shared, encoder/decoder, block, SelfAttention /
 EncDecAttention with q/k/v/o, DenseReluDense with wi or wi_0/wi_1 and wo, layer_norm,
@@ -304,6 +307,246 @@ class T5Stack(nn.Module):
             cross_attentions=cross_attentions)
 
 
+# -- LongT5: the blocked local / transient-global encoder ---------------------------------------
+
+# transformers' additive bias for masked positions of LongT5's blocked attention (the original's value).
+LONG_MASKED = -1e10
+
+
+def pad_to_multiple(x, multiple: int, axis: int, dtype):
+    """`x` with zeros appended along `axis` up to a multiple of `multiple`."""
+    shape = jnp.shape(x)
+    extra = (-shape[axis]) % multiple
+    if extra == 0:
+        return x
+    return jnp.concatenate([x, jnp.zeros(shape[:axis] + (extra,) + shape[axis + 1:], dtype)], axis=axis)
+
+
+def split_into_blocks(x, block_len: int, axis: int, dtype):
+    """Axis `axis` (zero-padded to a multiple of `block_len`) → (num_blocks, block_len)."""
+    x = pad_to_multiple(x, block_len, axis, dtype)
+    shape = jnp.shape(x)
+    return jnp.reshape(x, shape[:axis] + (shape[axis] // block_len, block_len) + shape[axis + 1:])
+
+
+def concatenate_3_blocks(x, dtype):
+    """(batch, blocks, block_len, ...) → (batch, blocks, 3 * block_len, ...): every block with the
+    one before and the one after it (zeros past either end)."""
+    shape = jnp.shape(x)
+    blocks = shape[1]
+    zeros = jnp.zeros((shape[0], 1) + shape[2:], dtype)
+    padded = jnp.concatenate([zeros, x, zeros], axis=1)
+    return jnp.concatenate([padded[:, 0:blocks], padded[:, 1:blocks + 1], padded[:, 2:blocks + 2]], axis=2)
+
+
+def three_block_relative_positions(block_len: int):
+    """(block_len, 3 * block_len): key minus query position, queries in the middle block."""
+    positions = jnp.arange(3 * block_len)
+    return jnp.expand_dims(positions, 0) - jnp.expand_dims(positions[block_len:2 * block_len], 1)
+
+
+def local_attention_mask(attention_mask, block_len: int):
+    """(batch, blocks, block_len, 3 * block_len) bool: both tokens real and at most
+    block_len - 1 apart."""
+    blocked = split_into_blocks(jnp.asarray(attention_mask, jnp.int32), block_len, 1, jnp.int32)
+    both = jnp.expand_dims(blocked, -1) * jnp.expand_dims(concatenate_3_blocks(blocked, jnp.int32), -2)
+    near = jnp.abs(three_block_relative_positions(block_len)) < block_len
+    return jnp.logical_and(both > 0, jnp.expand_dims(jnp.expand_dims(near, 0), 0))
+
+
+def global_block_ids(attention_mask, global_block_size: int):
+    """`transformers`' `_make_global_fixed_block_ids`: per token its global block (-1 for
+    padding; the tokens of a trailing incomplete block join the last full one, or -1 when there
+    is none), and per global block (length // global_block_size of them) 1 when it holds a token."""
+    length = jnp.shape(attention_mask)[1]
+    positions = jnp.expand_dims(jnp.arange(length), 0)
+    ids = jnp.where(jnp.not_equal(attention_mask, 0), positions // global_block_size, -1)
+    ends = jnp.logical_and(jnp.equal(positions % global_block_size, global_block_size - 1), ids >= 0)
+    full = jnp.sum(jnp.asarray(ends, jnp.int32), axis=-1, keepdims=True) - 1
+    ids = jnp.where(ids < full, ids, full)
+    globals_ = jnp.expand_dims(jnp.arange(length // global_block_size), 0)
+    segments = jnp.asarray(globals_ <= jnp.max(ids, axis=-1, keepdims=True), jnp.int32)
+    return ids, segments
+
+
+class LongT5LocalAttention(nn.Module):
+    """Blocked self-attention (`transformers`' LongT5LocalAttention, or with `transient_global`
+    LongT5TransientGlobalAttention): queries of a block see the 3 blocks around it, and (transient
+    global) every global token: the RMS-normed sum of each `global_block_size` tokens, through
+    the same k/v. Unscaled; `position_bias` (batch, blocks, heads, block_len, keys) holds the
+    relative biases and the masks (see `LongT5Stack`); blocks run as batch rows of one AttentionCore."""
+    config: T5Config
+    transient_global: bool = False
+    dtype: jnp.dtype = jnp.float32
+    param_dtype: jnp.dtype = jnp.float32
+
+    def setup(self):
+        c = self.config
+        std = c.initializer_factor * c.d_model ** -0.5
+        self.q = P.Dense(c.inner_dim, c.d_model, False, std, self.dtype, self.param_dtype)
+        self.k = P.Dense(c.inner_dim, c.d_model, False, std, self.dtype, self.param_dtype)
+        self.v = P.Dense(c.inner_dim, c.d_model, False, std, self.dtype, self.param_dtype)
+        self.o = P.Dense(c.d_model, c.inner_dim, False, std, self.dtype, self.param_dtype)
+        if self.transient_global:
+            self.global_input_layer_norm = P.RMSNorm(c.d_model, c.layer_norm_epsilon, dtype=self.dtype,
+                                                     param_dtype=self.param_dtype)
+        self.core = P.AttentionCore(c.dropout_rate, self.dtype)
+
+    def blocked(self, states, block_len: int):
+        c = self.config
+        batch, length, _ = jnp.shape(states)
+        return split_into_blocks(jnp.reshape(states, (batch, length, c.num_heads, c.d_kv)), block_len, 1, self.dtype)
+
+    def __call__(self, hidden, position_bias, global_one_hot=None, deterministic: bool = True,
+                 output_attentions: bool = False):
+        c = self.config
+        batch, length, _ = jnp.shape(hidden)
+        block_len = c.local_radius + 1
+        query = self.blocked(self.q(hidden), block_len)
+        key = concatenate_3_blocks(self.blocked(self.k(hidden), block_len), self.dtype)
+        value = concatenate_3_blocks(self.blocked(self.v(hidden), block_len), self.dtype)
+        blocks = jnp.shape(query)[1]
+        keys = 3 * block_len
+        if self.transient_global:
+            globals_ = jnp.shape(global_one_hot)[2]
+            global_inputs = self.global_input_layer_norm(jnp.einsum("bnd,bng->bgd", hidden, global_one_hot))
+            shape = (batch, blocks, globals_, c.num_heads, c.d_kv)
+            side_key = jnp.broadcast_to(jnp.reshape(self.k(global_inputs), (batch, 1, globals_, c.num_heads, c.d_kv)),
+                                        shape)
+            side_value = jnp.broadcast_to(
+                jnp.reshape(self.v(global_inputs), (batch, 1, globals_, c.num_heads, c.d_kv)), shape)
+            key = jnp.concatenate([key, side_key], axis=2)
+            value = jnp.concatenate([value, side_value], axis=2)
+            keys = keys + globals_
+        rows = batch * blocks
+        context, weights = self.core(jnp.reshape(query, (rows, block_len, c.num_heads, c.d_kv)),
+                                     jnp.reshape(key, (rows, keys, c.num_heads, c.d_kv)),
+                                     jnp.reshape(value, (rows, keys, c.num_heads, c.d_kv)), mask=None,
+                                     bias=jnp.reshape(position_bias, (rows, c.num_heads, block_len, keys)),
+                                     scale=1.0, deterministic=deterministic, return_weights=output_attentions)
+        context = jnp.reshape(context, (batch, blocks * block_len, c.inner_dim))[:, :length]
+        if output_attentions:
+            weights = jnp.reshape(weights, (batch, blocks, c.num_heads, block_len, keys))
+        return self.o(context), weights
+
+
+class LongT5LayerLocalSelfAttention(nn.Module):
+    """The encoder's `layer.0`: RMS norm → blocked attention (`LocalSelfAttention` or
+    `TransientGlobalSelfAttention`, as the config says) → residual."""
+    config: T5Config
+    dtype: jnp.dtype = jnp.float32
+    param_dtype: jnp.dtype = jnp.float32
+
+    def setup(self):
+        c = self.config
+        if c.encoder_attention_type == "local":
+            self.LocalSelfAttention = LongT5LocalAttention(c, False, self.dtype, self.param_dtype)
+        else:
+            self.TransientGlobalSelfAttention = LongT5LocalAttention(c, True, self.dtype, self.param_dtype)
+        self.layer_norm = P.RMSNorm(c.d_model, c.layer_norm_epsilon, dtype=self.dtype, param_dtype=self.param_dtype)
+        self.dropout = P.Dropout(c.dropout_rate)
+
+    def __call__(self, hidden, position_bias, global_one_hot=None, deterministic: bool = True,
+                 output_attentions: bool = False):
+        normed = self.layer_norm(hidden)
+        if self.config.encoder_attention_type == "local":
+            attended, weights = self.LocalSelfAttention(normed, position_bias, global_one_hot, deterministic,
+                                                        output_attentions)
+        else:
+            attended, weights = self.TransientGlobalSelfAttention(normed, position_bias, global_one_hot,
+                                                                  deterministic, output_attentions)
+        return hidden + self.dropout(attended, deterministic=deterministic), weights
+
+
+class LongT5EncoderBlock(nn.Module):
+    """One encoder block; the `Repeat` body: (hidden, ...) → (hidden, (hidden, attention weights))."""
+    config: T5Config
+    dtype: jnp.dtype = jnp.float32
+    param_dtype: jnp.dtype = jnp.float32
+
+    def setup(self):
+        self.self_attention = LongT5LayerLocalSelfAttention(self.config, self.dtype, self.param_dtype)
+        self.feed_forward = T5LayerFF(self.config, self.dtype, self.param_dtype)
+
+    def __call__(self, hidden, position_bias, global_one_hot=None, deterministic: bool = True,
+                 output_attentions: bool = False):
+        hidden, weights = self.self_attention(hidden, position_bias, global_one_hot, deterministic,
+                                              output_attentions)
+        hidden = self.feed_forward(hidden, deterministic)
+        return hidden, (hidden, weights)
+
+
+class LongT5Stack(nn.Module):
+    """LongT5's encoder (the decoder is `T5Stack`): its tables (`transformers` keeps them in
+    block 0) give the bias once, as in T5, broadcast to every block together with the masks:
+    (batch, blocks, heads, block_len, 3 * block_len [+ globals]), -1e10 where masked (a padded
+    query sees nothing: uniform weights, as there). Same call signature as `T5Stack`."""
+    config: T5Config
+    dtype: jnp.dtype = jnp.float32
+    param_dtype: jnp.dtype = jnp.float32
+    remat: bool = False
+
+    def setup(self):
+        c = self.config
+        std = c.initializer_factor * c.d_model ** -0.5
+        self.relative_attention_bias = P.Embed(c.relative_attention_num_buckets, c.num_heads, std, self.dtype,
+                                               self.param_dtype)
+        if c.encoder_attention_type == "transient-global":
+            self.global_relative_attention_bias = P.Embed(c.relative_attention_num_buckets, c.num_heads, std,
+                                                          self.dtype, self.param_dtype)
+        kwargs = {"config": c, "dtype": self.dtype, "param_dtype": self.param_dtype}
+        self.block = P.Repeat(LongT5EncoderBlock, c.num_layers, kwargs, remat=self.remat)
+        self.final_layer_norm = P.RMSNorm(c.d_model, c.layer_norm_epsilon, dtype=self.dtype,
+                                          param_dtype=self.param_dtype)
+        self.dropout = P.Dropout(c.dropout_rate)
+
+    def position_bias(self, attention_mask):
+        """The blocks' additive bias, and (transient global) the token → global block one-hot."""
+        c = self.config
+        block_len = c.local_radius + 1
+        buckets = pos.relative_position_bucket(three_block_relative_positions(block_len), True,
+                                               c.relative_attention_num_buckets, c.relative_attention_max_distance)
+        local = jnp.reshape(jnp.transpose(self.relative_attention_bias(buckets), (2, 0, 1)),
+                            (1, 1, c.num_heads, block_len, 3 * block_len))
+        masked = jnp.asarray(jnp.where(local_attention_mask(attention_mask, block_len), 0.0, LONG_MASKED), self.dtype)
+        bias = local + jnp.expand_dims(masked, 2)
+        if c.encoder_attention_type == "local":
+            return bias, None
+        ids, segments = global_block_ids(attention_mask, c.global_block_size)
+        globals_ = jnp.shape(segments)[1]
+        offsets = jnp.reshape(jnp.arange(globals_), (1, 1, globals_)) - jnp.expand_dims(ids, -1)
+        one_hot = jnp.asarray(jnp.equal(offsets, 0), self.dtype)
+        side_buckets = pos.relative_position_bucket(offsets, True, c.relative_attention_num_buckets,
+                                                    c.relative_attention_max_distance)
+        # A real token sees the real global blocks; a padding token the empty ones (as transformers).
+        side_masked = jnp.where(jnp.equal(jnp.expand_dims(attention_mask, -1), jnp.expand_dims(segments, 1)), 0.0,
+                                LONG_MASKED)
+        side = jnp.expand_dims(jnp.asarray(side_masked, self.dtype), -1) + self.global_relative_attention_bias(
+            side_buckets)
+        side = jnp.transpose(split_into_blocks(side, block_len, 1, self.dtype), (0, 1, 4, 2, 3))
+        return jnp.concatenate([bias, side], axis=-1), one_hot
+
+    def __call__(self, inputs_embeds, attention_mask=None, encoder_hidden=None, encoder_attention_mask=None,
+                 cache=None, cache_index=0, fill_cross_cache: bool = True, deterministic: bool = True,
+                 output_attentions: bool = False, output_hidden_states: bool = False):
+        batch, length, _ = jnp.shape(inputs_embeds)
+        if attention_mask is None:
+            attention_mask = jnp.ones((batch, length), jnp.int32)
+        chex.assert_shape(attention_mask, (batch, length))
+        position_bias, global_one_hot = self.position_bias(jnp.asarray(attention_mask, jnp.int32))
+        hidden = self.dropout(inputs_embeds, deterministic=deterministic)
+        hidden, per_layer = self.block(hidden, position_bias, global_one_hot, deterministic, output_attentions)
+        hidden = self.dropout(self.final_layer_norm(hidden), deterministic=deterministic)
+        all_hidden = None
+        if output_hidden_states:
+            all_hidden = collect_hidden_states(inputs_embeds, per_layer[0], hidden)
+        all_attentions = None
+        if output_attentions:
+            all_attentions = tuple(jnp.unstack(per_layer[1], axis=0))
+        return outputs.BaseModelOutputWithPastAndCrossAttentions(last_hidden_state=hidden, hidden_states=all_hidden,
+                                                                 attentions=all_attentions)
+
+
 # -- shared encoder / decoder runs (the heads hold shared / encoder / decoder themselves) ---------
 
 def run_encoder(shared, encoder, input_ids, attention_mask, deterministic, output_attentions, output_hidden_states):
@@ -350,7 +593,10 @@ class T5Module(nn.Module):
     def setup(self):
         c = self.config
         self.shared = P.Embed(c.vocab_size, c.d_model, c.initializer_factor, self.dtype, self.param_dtype)
-        self.encoder = T5Stack(c, False, self.dtype, self.param_dtype, self.remat)
+        if c.long_encoder:
+            self.encoder = LongT5Stack(c, self.dtype, self.param_dtype, self.remat)
+        else:
+            self.encoder = T5Stack(c, False, self.dtype, self.param_dtype, self.remat)
         self.decoder = T5Stack(c, True, self.dtype, self.param_dtype, self.remat)
 
     def init_cache(self, batch_size: int, max_length: int, encoder_length: int):
@@ -397,7 +643,10 @@ class T5ForConditionalGeneration(nn.Module):
     def setup(self):
         c = self.config
         self.shared = P.Embed(c.vocab_size, c.d_model, c.initializer_factor, self.dtype, self.param_dtype)
-        self.encoder = T5Stack(c, False, self.dtype, self.param_dtype, self.remat)
+        if c.long_encoder:
+            self.encoder = LongT5Stack(c, self.dtype, self.param_dtype, self.remat)
+        else:
+            self.encoder = T5Stack(c, False, self.dtype, self.param_dtype, self.remat)
         self.decoder = T5Stack(c, True, self.dtype, self.param_dtype, self.remat)
         if not c.ties_lm_head:
             self.lm_head = P.Dense(c.vocab_size, c.d_model, False, c.initializer_factor, self.dtype,
@@ -466,7 +715,10 @@ class T5EncoderModel(nn.Module):
     def setup(self):
         c = self.config
         self.shared = P.Embed(c.vocab_size, c.d_model, c.initializer_factor, self.dtype, self.param_dtype)
-        self.encoder = T5Stack(c, False, self.dtype, self.param_dtype, self.remat)
+        if c.long_encoder:
+            self.encoder = LongT5Stack(c, self.dtype, self.param_dtype, self.remat)
+        else:
+            self.encoder = T5Stack(c, False, self.dtype, self.param_dtype, self.remat)
 
     def __call__(self, input_ids, attention_mask=None, deterministic: bool = True, output_attentions: bool = False,
                  output_hidden_states: bool = False):

@@ -1,4 +1,4 @@
-"""T5 / mT5 / UMT5: Hugging Face tensor names ⇄ Flax param paths.
+"""T5 / mT5 / UMT5 / LongT5: Hugging Face tensor names ⇄ Flax param paths.
 
 `transformers`' `block.{i}.layer.{j}` becomes `block/block/{self_attention, cross_attention,
 feed_forward}` (the feed-forward is `layer.1` in the encoder, `layer.2` in the decoder). T5's
@@ -36,8 +36,34 @@ def stack_rules(config: T5Config, stack: str) -> list[Rule]:
     return rules
 
 
+def long_encoder_rules(config: T5Config) -> list[Rule]:
+    """LongT5's encoder: `layer.0.{LocalSelfAttention, TransientGlobalSelfAttention}`; block 0's
+    tables (relative, and transient-global's global relative) live on the stack here."""
+    attention = "LocalSelfAttention" if config.encoder_attention_type == "local" else "TransientGlobalSelfAttention"
+    layer = "encoder.block.{layer}.layer"
+    block = "encoder/block/block"
+    tables = ("relative_attention_bias",) if attention == "LocalSelfAttention" else (
+        "relative_attention_bias", "global_relative_attention_bias")
+    rules = []
+    for table in tables:
+        rules += embedding(f"encoder.block.0.layer.0.{attention}.{table}", f"encoder/{table}")
+    for proj in ("q", "k", "v", "o"):
+        rules += dense(f"{layer}.0.{attention}.{proj}", f"{block}/self_attention/{attention}/{proj}", False)
+    if attention == "TransientGlobalSelfAttention":
+        rules += layer_norm(f"{layer}.0.{attention}.global_input_layer_norm",
+                            f"{block}/self_attention/{attention}/global_input_layer_norm", bias=False)
+    rules += layer_norm(f"{layer}.0.layer_norm", f"{block}/self_attention/layer_norm", bias=False)
+    weights = ("wi_0", "wi_1", "wo") if config.is_gated_act else ("wi", "wo")
+    for name in weights:
+        rules += dense(f"{layer}.1.DenseReluDense.{name}", f"{block}/feed_forward/DenseReluDense/{name}", False)
+    rules += layer_norm(f"{layer}.1.layer_norm", f"{block}/feed_forward/layer_norm", bias=False)
+    rules += layer_norm("encoder.final_layer_norm", "encoder/final_layer_norm", bias=False)
+    return rules
+
+
 def model_rules(config: T5Config, decoder: bool = True) -> list[Rule]:
-    rules = embedding("shared", "shared") + stack_rules(config, "encoder")
+    encoder = long_encoder_rules(config) if config.long_encoder else stack_rules(config, "encoder")
+    rules = embedding("shared", "shared") + encoder
     if decoder:
         rules += stack_rules(config, "decoder")
     return rules
