@@ -89,11 +89,12 @@ def _quick_run(out, *suites):
 def test_quick_run_seq2seq_and_ports(tmp_path):
     data = _quick_run(tmp_path / "out", "seq2seq", "ports")
     cases = {c["name"]: c for name in ("seq2seq", "ports") for c in data["suites"][name]["cases"]}
-    assert set(cases) == {"t5-generate", "bert-forward-ports", "gpt2-decode-ports"}
+    assert set(cases) == {"t5-generate-greedy", "t5-generate-beam2", "bert-forward-ports", "gpt2-decode-ports"}
     for name, case in cases.items():
         assert case["status"] == "ok", (name, case.get("traceback"))
         assert len(case["ratios"]) == len(case["variants"]) - 1, name
-    assert cases["t5-generate"]["check"]["tokens_identical"]
+    assert cases["t5-generate-greedy"]["check"]["tokens_identical"]
+    assert cases["t5-generate-beam2"]["check"]["tokens_identical"]
     assert cases["bert-forward-ports"]["check"]["max_abs_diff_torch_port"] < 1e-4
     assert cases["bert-forward-ports"]["check"]["max_abs_diff_tf_port"] < 1e-4
     assert cases["gpt2-decode-ports"]["check"] == {"tokens_identical_torch_port": True,

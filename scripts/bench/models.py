@@ -30,7 +30,7 @@ PRESETS = {
         "bert": BERT_BASE, "batch": 8, "seq": 128,
         "gpt2": GPT2_SMALL, "decode_prompt": 16, "decode_new": 64,
         "train_batch": 8, "train_seq": 128, "train_warmup": 1, "train_repeats": 3,
-        "t5": T5_SMALL, "seq2seq_batch": 1, "seq2seq_source": 64, "seq2seq_new": 32,
+        "t5": T5_SMALL, "seq2seq_batch": 1, "seq2seq_source": 256, "seq2seq_new": 64, "seq2seq_beams": 4,
         "compile_bert": dict(num_hidden_layers=12),
         "matmul_n": 2048, "read_bytes": 2 ** 30, "warmup": 2, "repeats": 5,
         "load_warmup": 1, "load_repeats": 5, "compile_repeats": 3,
@@ -39,7 +39,7 @@ PRESETS = {
         "bert": BERT_TINY, "batch": 2, "seq": 32,
         "gpt2": GPT2_TINY, "decode_prompt": 8, "decode_new": 8,
         "train_batch": 2, "train_seq": 32, "train_warmup": 1, "train_repeats": 2,
-        "t5": T5_TINY, "seq2seq_batch": 1, "seq2seq_source": 16, "seq2seq_new": 8,
+        "t5": T5_TINY, "seq2seq_batch": 1, "seq2seq_source": 16, "seq2seq_new": 8, "seq2seq_beams": 2,
         # Compile time depends on depth, hardly on width: keep 12 layers, tiny width.
         "compile_bert": {**BERT_TINY, "num_hidden_layers": 12},
         "matmul_n": 1024, "read_bytes": 2 ** 27, "warmup": 1, "repeats": 3,

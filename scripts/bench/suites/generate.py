@@ -87,29 +87,34 @@ def seq2seq(ctx: Context) -> list[Case]:
                                                                   dtype=torch.float32).eval()
     ids = np.random.default_rng(0).integers(2, ours.config.vocab_size, size=(batch, source))
     mask = np.ones_like(ids)
-    options = dict(max_new_tokens=new, min_new_tokens=new, do_sample=False)
     torch_ids, torch_mask = torch.from_numpy(ids), torch.from_numpy(mask)
-
-    def run_ours():
-        return ours.generate(ids, attention_mask=mask, **options)
-
-    def run_ref():
-        with torch.inference_mode():
-            return ref.generate(torch_ids, attention_mask=torch_mask, **options)
-
     config = ours.config
     nbytes = _param_bytes(ref)
-    return [Case(
-        name="t5-generate",
-        description=(f"T5 greedy generation, {config.num_layers}+{config.num_decoder_layers or config.num_layers} "
-                     f"layers, d={config.d_model}, batch {batch}, {source}-token source + {new} new tokens, float32"),
-        variants=[Variant("rosetta", run_ours, "jax", "rosetta"),
-                  Variant("transformers", run_ref, "torch", "reference")],
-        baseline="transformers",
-        work={"items": new * batch, "item_unit": "token", "bytes": nbytes * new},
-        info={"folder": str(folder), "parameters": ours.num_params(), "parameter_bytes": nbytes,
-              "reference": "transformers.T5ForConditionalGeneration.generate (sdpa, torch eager, inference_mode)",
-              "rosetta": "AutoModelForSeq2SeqLM.generate: encoder once, cross K/V cached, decode in one jit",
-              "bound": "bytes = parameter bytes × new tokens (an upper bound on what decoding reads)"},
-        check=lambda: _same_tokens(run_ours(), run_ref().numpy()),
-    )]
+    cases = []
+    # Summarisation-style: greedy, then beam search (min_new_tokens keeps every run at full length).
+    for name, beams in (("greedy", 1), (f"beam{preset['seq2seq_beams']}", preset["seq2seq_beams"])):
+        options = dict(max_new_tokens=new, min_new_tokens=new, do_sample=False, num_beams=beams)
+
+        def run_ours(options=options):
+            return ours.generate(ids, attention_mask=mask, **options)
+
+        def run_ref(options=options):
+            with torch.inference_mode():
+                return ref.generate(torch_ids, attention_mask=torch_mask, **options)
+
+        cases.append(Case(
+            name=f"t5-generate-{name}",
+            description=(f"T5 {name} generation, {config.num_layers}+"
+                         f"{config.num_decoder_layers or config.num_layers} layers, d={config.d_model}, batch {batch}, "
+                         f"{source}-token source + {new} new tokens, float32"),
+            variants=[Variant("rosetta", run_ours, "jax", "rosetta"),
+                      Variant("transformers", run_ref, "torch", "reference")],
+            baseline="transformers",
+            work={"items": new * batch, "item_unit": "token", "bytes": nbytes * new * beams},
+            info={"folder": str(folder), "parameters": ours.num_params(), "parameter_bytes": nbytes,
+                  "reference": "transformers.T5ForConditionalGeneration.generate (sdpa, torch eager, inference_mode)",
+                  "rosetta": "AutoModelForSeq2SeqLM.generate: encoder once, cross K/V cached, decode in one jit",
+                  "bound": "bytes = parameter bytes × new tokens × beams (an upper bound on what decoding reads)"},
+            check=lambda run_ours=run_ours, run_ref=run_ref: _same_tokens(run_ours(), run_ref().numpy()),
+        ))
+    return cases
