@@ -20,6 +20,7 @@ _LAZY = {
     "AutoModelForMaskedImageModeling": "core.auto",
     "AutoModelForCTC": "core.auto",
     "AutoModelForAudioClassification": "core.auto",
+    "AutoModelForSpeechSeq2Seq": "core.auto",
     "AutoFeatureExtractor": "core.processing.audio",
     "AutoTokenizer": "core.tokenization",
     "PretrainedModel": "core.modeling",

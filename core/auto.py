@@ -89,3 +89,8 @@ class AutoModelForAudioClassification(_AutoModel):
     """Speech encoders with a pooled classifier (transformers' *ForSequenceClassification)."""
     task = "sequence-classification"
 
+
+class AutoModelForSpeechSeq2Seq(_AutoModel):
+    """Speech encoder-decoders (Whisper): log-mel `input_features` in, `.generate(input_features=...,
+    language=..., task=...)` (core.generation.seq2seq.Seq2SeqLMModel → core.generation.whisper)."""
+    task = "seq2seq-lm"

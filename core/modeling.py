@@ -70,8 +70,11 @@ def _dummy_inputs(task: str, config=None) -> dict:
             samples = (samples - 1) * stride + kernel          # the feature encoder's receptive field
         return {"input_values": jnp.zeros((1, samples), jnp.float32)}
     if hasattr(config, "num_mel_bins") and hasattr(config, "max_source_positions"):  # log-mel (Whisper)
-        return {"input_features": jnp.zeros((1, config.num_mel_bins, 2 * config.max_source_positions), jnp.float32),
-                "decoder_input_ids": jnp.zeros((1, 1), jnp.int32)}
+        features = {"input_features": jnp.zeros((1, config.num_mel_bins, 2 * config.max_source_positions),
+                                                jnp.float32)}
+        if task == "sequence-classification":            # the encoder alone classifies
+            return features
+        return {**features, "decoder_input_ids": jnp.zeros((1, 1), jnp.int32)}
     shape = (1, 2, 2) if task == "multiple-choice" else (1, 2)   # (batch, [choices,] length)
     return {"input_ids": jnp.zeros(shape, jnp.int32)}
 

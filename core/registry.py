@@ -304,6 +304,14 @@ FAMILIES.update({
     "wavlm": _wav2vec2_like("wavlm", "WavLMConfig", "wavlm", "WavLM"),
 })
 
+FAMILIES["whisper"] = Family("whisper", "core.models.whisper.config:WhisperConfig", "core.models.whisper.modeling",
+                             "core.models.whisper.params", "", {
+                                 "base": ("WhisperModule", "WhisperModel"),
+                                 "seq2seq-lm": ("WhisperForConditionalGeneration", "WhisperForConditionalGeneration"),
+                                 "sequence-classification": ("WhisperForAudioClassification",
+                                                             "WhisperForAudioClassification"),
+                             })
+
 def family(model_type: str) -> Family:
     try:
         return FAMILIES[model_type]

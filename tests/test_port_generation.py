@@ -8,7 +8,7 @@ import torch
 
 import ports.tf as ptf
 import ports.torch as pt
-from core import AutoModelForCausalLM
+from core import AutoModelForCausalLM, AutoModelForSeq2SeqLM
 from core.generation import host
 from core.generation.config import GenerationConfig
 from tests import parity
@@ -86,3 +86,42 @@ def test_host_processors_match_the_jax_processors():
     want = proc.min_p(proc.top_p(proc.top_k(proc.temperature(want, 0.7), 5), 0.8), 0.05)
     np.testing.assert_allclose(got, np.asarray(want), rtol=1e-6)
     assert tf.reduce_all(tf.math.is_inf(tf.constant(got[:, 4])))
+
+
+SEQ2SEQ_SETTINGS = {"greedy": dict(max_new_tokens=9, forced_bos_token_id=5),
+                    "beam": dict(max_new_tokens=8, num_beams=3, num_return_sequences=2, length_penalty=0.6)}
+# transformers sizes T5's generate cache by num_layers: the reference needs as many decoder layers.
+SEQ2SEQ_OVERRIDES = {"bart": {}, "t5": {"num_decoder_layers": 2}}
+
+
+@pytest.mark.parametrize("package", sorted(SEQ2SEQ_OVERRIDES))
+def test_port_seq2seq_generates_the_tokens_of_jax_and_transformers(package, tmp_path):
+    """Both ports, greedy and beam: encoder once, cross-attention cache filled at the first decoder
+    step, forced BOS (and BART's forced EOS at max length), several returned beams, padded sources."""
+    spec = SPECS[package]
+    model_type, task, overrides, extra = next(c for c in spec.cases() if c[1] == "seq2seq-lm")
+    overrides = {**overrides, **SEQ2SEQ_OVERRIDES[package]}
+    reference, folder = spec.build(model_type, task, overrides, tmp_path)
+    inputs, _ = spec.inputs(task, overrides, extra)
+    ids, mask = np.asarray(inputs["input_ids"]), np.asarray(inputs["attention_mask"])
+    assert (mask == 0).any(), "the check needs a padded source"
+    jax_model = AutoModelForSeq2SeqLM.from_pretrained(folder)
+    port_models = {port: module.AutoModelForSeq2SeqLM.from_pretrained(folder) for port, module in PORTS.items()}
+    for setting, kwargs in SEQ2SEQ_SETTINGS.items():
+        kwargs = dict(kwargs, do_sample=False)
+        with torch.no_grad():
+            expected = reference.generate(**parity.to_torch({"input_ids": ids, "attention_mask": mask}),
+                                          **kwargs).numpy()
+        np.testing.assert_array_equal(jax_model.generate(ids, attention_mask=mask, **kwargs), expected, setting)
+        for port, model in port_models.items():
+            got = np.asarray(model.generate(ids, attention_mask=mask, **kwargs))
+            np.testing.assert_array_equal(got, expected, f"{port} {setting}")
+        if "forced_bos_token_id" in kwargs:
+            assert (expected[:, 1] == kwargs["forced_bos_token_id"]).all()
+
+
+def test_port_generate_refuses_a_seq2seq_model_without_a_head(tmp_path):
+    spec = SPECS["bart"]
+    _, folder = spec.build("bart", "base", {}, tmp_path)
+    with pytest.raises(TypeError, match="AutoModelForSeq2SeqLM"):
+        pt.AutoModel.from_pretrained(folder).generate(np.ones((1, 3), np.int64), max_new_tokens=2)

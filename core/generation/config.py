@@ -36,8 +36,6 @@ UNSUPPORTED = {
     "force_words_ids": lambda v: bool(v),
     "constraints": lambda v: bool(v),
     "sequence_bias": lambda v: bool(v),
-    "suppress_tokens": lambda v: bool(v),
-    "begin_suppress_tokens": lambda v: bool(v),
     "exponential_decay_length_penalty": lambda v: v is not None,
     "renormalize_logits": lambda v: bool(v),
     "remove_invalid_values": lambda v: bool(v),
@@ -92,6 +90,8 @@ class GenerationConfig:
     no_repeat_ngram_size: Optional[int] = None
     encoder_no_repeat_ngram_size: Optional[int] = None
     stop_strings: Optional[str | list[str]] = None
+    suppress_tokens: Optional[list[int]] = None
+    begin_suppress_tokens: Optional[list[int]] = None
     extra: dict = dataclasses.field(default_factory=dict)
 
     # -- construction ---------------------------------------------------------------------------
@@ -178,7 +178,7 @@ class GenerationConfig:
                 f"generation options {active} are not implemented in Rosetta's generate (set: "
                 f"{ {k: self.extra[k] for k in active} }); supported: greedy, sampling (temperature, top_k, "
                 "top_p, min_p), repetition_penalty, no_repeat_ngram_size, encoder_no_repeat_ngram_size, "
-                "stop_strings (with tokenizer=), streamer=, beam search (num_beams, length_penalty, early_stopping, "
+                "stop_strings (with tokenizer=), streamer=, suppress_tokens, begin_suppress_tokens, beam search (num_beams, length_penalty, early_stopping, "
                 "num_return_sequences), max/min (new) tokens, eos/pad handling")
         if self.early_stopping not in (True, False, "never"):
             raise ValueError(f"`early_stopping` must be a boolean or 'never', but is {self.early_stopping}.")
@@ -214,10 +214,23 @@ class GenerationConfig:
         if stops is not None and not (
                 isinstance(stops, str) or (isinstance(stops, (list, tuple)) and all(isinstance(s, str) for s in stops))):
             raise ValueError(f"`stop_strings` has to be a string or a list of strings, but is {self.stop_strings!r}")
+        for key in ("suppress_tokens", "begin_suppress_tokens"):
+            value = getattr(self, key)
+            if value is not None and not (isinstance(value, (list, tuple)) and all(
+                    isinstance(t, int) and not isinstance(t, bool) for t in value)):
+                raise ValueError(f"`{key}` has to be a list of token ids, but is {value!r}")
         for key in ("min_length", "min_new_tokens"):
             value = getattr(self, key)
             if value is not None and (not isinstance(value, int) or value < 0):
                 raise ValueError(f"`{key}` has to be a non-negative integer, but is {value}")
+
+    def begin_suppress_index(self, prompt_length: int) -> int:
+        """The sequence length at which `begin_suppress_tokens` apply (the first generated token), as
+        `transformers` sets SuppressTokensAtBeginLogitsProcessor's begin_index: the prompt length,
+        plus one when a one-token prompt is followed by a forced BOS."""
+        if prompt_length > 1 or self.forced_bos_token_id is None:
+            return prompt_length
+        return prompt_length + 1
 
     @property
     def eos_token_ids(self) -> tuple[int, ...]:

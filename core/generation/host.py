@@ -38,6 +38,7 @@ class Request:
     config: GenerationConfig
     stop: Optional[stopping.StopStringTable] = None   # stop_strings' table (needs the tokenizer)
     encoder_ids: Optional[np.ndarray] = None           # (rows, length): encoder_no_repeat_ngram_size's n-grams
+    encoder_decoder: bool = False                      # seq2seq: ids are the decoder start tokens; forced BOS/EOS
 
 
 def prepare(config: GenerationConfig, input_ids, attention_mask, vocab_size: int,
@@ -111,6 +112,11 @@ def process(request: Request, scores, sequences, cur_len: int, warp: bool, min_t
     """The processors `transformers` builds for these settings, in its order."""
     cfg = request.config
     scores = np.array(scores, np.float32)
+    vocab = scores.shape[-1]
+    if cfg.begin_suppress_tokens and cur_len == cfg.begin_suppress_index(request.ids.shape[1]):
+        scores[:, [t for t in cfg.begin_suppress_tokens if 0 <= t < vocab]] = -np.inf
+    if cfg.suppress_tokens:
+        scores[:, [t for t in cfg.suppress_tokens if 0 <= t < vocab]] = -np.inf
     if cfg.repetition_penalty != 1.0:
         rows, vocab = scores.shape
         for row in range(rows):
@@ -125,6 +131,12 @@ def process(request: Request, scores, sequences, cur_len: int, warp: bool, min_t
         scores = _ban_ngrams(scores, request.encoder_ids, sequences, cur_len, int(cfg.encoder_no_repeat_ngram_size))
     if request.eos and request.min_length > 0 and cur_len < request.min_length:
         scores[:, list(request.eos)] = -np.inf
+    if request.encoder_decoder:
+        if cfg.forced_bos_token_id is not None and cur_len == 1:
+            scores = _force(scores, [cfg.forced_bos_token_id])
+        forced_eos = cfg.forced_eos_token_id
+        if forced_eos is not None and cur_len == request.max_length - 1:
+            scores = _force(scores, [forced_eos] if isinstance(forced_eos, int) else list(forced_eos))
     if warp:
         if cfg.temperature != 1.0:
             scores = scores / np.float32(cfg.temperature)
@@ -147,6 +159,13 @@ def process(request: Request, scores, sequences, cur_len: int, warp: bool, min_t
             remove = (probs < cfg.min_p * probs.max(axis=-1, keepdims=True)) & (probs < kth)
             scores = np.where(remove, -np.inf, scores)
     return scores
+
+
+def _force(scores, tokens):
+    """ForcedBOS/ForcedEOS: every other token -inf, the forced ones 0."""
+    forced = np.full(scores.shape[-1], -np.inf, np.float32)
+    forced[tokens] = 0.0
+    return np.broadcast_to(forced, scores.shape).copy()
 
 
 def _ban_ngrams(scores, source, sequences, cur_len: int, n: int):
@@ -321,6 +340,52 @@ def beam_search(forward: Forward, init_cache, reorder: Callable, request: Reques
     return out[:, :prompt_len + int(generated[:, :cfg.num_return_sequences].max())].astype(np.int64)
 
 
+def prepare_seq2seq(config: GenerationConfig, input_ids, attention_mask, vocab_size: int,
+                    tokenizer=None) -> tuple[Request, np.ndarray, np.ndarray]:
+    """An encoder-decoder generate call, checked as `transformers.generate` checks it: the decoder's
+    Request (decoder start tokens; lengths count decoder tokens, the start token included) and the
+    encoder's ids and mask, repeated for beams / return sequences."""
+    ids = np.asarray(input_ids)
+    if ids.ndim != 2 or not np.issubdtype(ids.dtype, np.integer) or ids.shape[1] == 0:
+        raise ValueError(f"input_ids: expected integer ids of shape (batch, length >= 1), got {ids.dtype} {ids.shape}")
+    if ids.min() < 0 or ids.max() >= vocab_size:
+        raise ValueError(f"input_ids: values must lie in [0, {vocab_size}) (vocab_size); found {ids.min()}..{ids.max()}")
+    eos = tuple(config.eos_token_ids)
+    pad = config.pad_token_id
+    if pad is None and eos:
+        pad = eos[0]
+    start = config.decoder_start_token_id if config.decoder_start_token_id is not None else config.bos_token_id
+    if start is None:
+        raise ValueError("`decoder_start_token_id` or `bos_token_id` has to be defined for encoder-decoder generation.")
+    if attention_mask is None:
+        mask = np.ones_like(ids)
+        if pad is not None and (ids == pad).any() and pad not in eos:
+            mask = (ids != pad).astype(ids.dtype)
+    else:
+        mask = np.asarray(attention_mask)
+        if mask.shape != ids.shape:
+            raise ValueError(f"attention_mask: shape {mask.shape} differs from input_ids {ids.shape}")
+    if config.max_new_tokens is not None:
+        max_length = config.max_new_tokens + 1
+    elif config.extra.get("_has_default_max_length"):
+        max_length = config.max_length + 1
+    else:
+        max_length = config.max_length
+    if max_length <= 1:
+        raise ValueError(f"`max_length` ({max_length}) leaves no room for generated tokens after the decoder start "
+                         "token; set `max_new_tokens`.")
+    min_length = config.min_length if config.min_new_tokens is None else config.min_new_tokens + 1
+    expand = max(config.num_beams, config.num_return_sequences)
+    enc_ids = np.repeat(ids, expand, axis=0).astype(np.int32)
+    enc_mask = np.repeat(mask, expand, axis=0).astype(np.int32)
+    rows = enc_ids.shape[0]
+    stop = None if config.stop_strings is None else stopping.build_table(tokenizer, config.stop_strings)
+    request = Request(np.full((rows, 1), start, np.int32), np.ones((rows, 1), np.int32), np.zeros((rows, 1), np.int32),
+                      np.zeros(rows, np.int32), ids.shape[0], max_length, int(min_length or 0), eos, pad, config, stop,
+                      enc_ids, encoder_decoder=True)
+    return request, enc_ids, enc_mask
+
+
 def generate(forward: Forward, init_cache, reorder: Callable, config: GenerationConfig, input_ids,
              attention_mask=None, vocab_size: int = 0, max_positions: Optional[int] = None,
              model_max_length: Optional[int] = None, seed: Optional[int] = None, streamer=None,
@@ -329,6 +394,16 @@ def generate(forward: Forward, init_cache, reorder: Callable, config: Generation
     `tokenizer`: needed by stop_strings. `streamer` (put/end): receives the prompt, each step's
     tokens, then end() (greedy and sampling)."""
     request = prepare(config, input_ids, attention_mask, vocab_size, max_positions, model_max_length, tokenizer)
+    return run(request, forward, init_cache, reorder, seed, streamer)
+
+
+def run(request: Request, forward: Forward, init_cache, reorder: Callable, seed: Optional[int] = None,
+        streamer=None) -> np.ndarray:
+    """The decode loop `request` asks for (beam search, greedy or sampling), streaming if asked.
+    Encoder-decoders (`prepare_seq2seq`): `forward` runs the decoder on the encoder output it
+    holds, filling the cross-attention cache at cache index 0; the result starts with the
+    decoder start token, as `transformers` returns it."""
+    config = request.config
     rng = np.random.default_rng(seed)
     if config.num_beams > 1:
         if streamer is not None:

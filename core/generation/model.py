@@ -168,6 +168,8 @@ class CausalLMModel(PretrainedModel):
         beam = cfg.num_beams > 1
         min_length = int(min_length or 0)
         feature_plan, feature_knobs = generation_features(cfg, tokenizer, streamer, ids)
+        suppress_plan, suppress_knobs = suppress_features(cfg, prompt_len)
+        feature_plan, feature_knobs = {**feature_plan, **suppress_plan}, {**feature_knobs, **suppress_knobs}
         knobs = search.Knobs(
             temperature=jnp.float32(cfg.temperature), top_p=jnp.float32(cfg.top_p),
             min_p=jnp.float32(cfg.min_p if cfg.min_p is not None else 0.0),
@@ -212,6 +214,20 @@ class CausalLMModel(PretrainedModel):
             limit = getattr(self.config, "max_position_embeddings", None)
             return min(length, limit) if limit is not None else length
         return cfg.max_length
+
+
+def suppress_features(cfg: GenerationConfig, prompt_length: int):
+    """The Plan and Knobs fields of suppress_tokens and begin_suppress_tokens (the latter at the
+    first generated position, `GenerationConfig.begin_suppress_index`)."""
+    plan, knobs = {}, {}
+    if cfg.suppress_tokens:
+        plan["suppress"] = True
+        knobs["suppress_tokens"] = jnp.asarray(list(cfg.suppress_tokens), jnp.int32)
+    if cfg.begin_suppress_tokens:
+        plan["begin_suppress"] = True
+        knobs["begin_suppress_tokens"] = jnp.asarray(list(cfg.begin_suppress_tokens), jnp.int32)
+        knobs["begin_index"] = jnp.int32(cfg.begin_suppress_index(prompt_length))
+    return plan, knobs
 
 
 def generation_features(cfg: GenerationConfig, tokenizer, streamer, encoder_ids):

@@ -82,6 +82,13 @@ def forced_token(scores, token_ids, active):
     return jnp.where(active, jnp.asarray(forced, scores.dtype), scores)
 
 
+def suppress_tokens(scores, token_ids, active=True):
+    """SuppressTokensLogitsProcessor (and, where `active`, SuppressTokensAtBeginLogitsProcessor):
+    -inf at the token ids `token_ids` (ids outside the vocabulary are ignored)."""
+    banned = jnp.isin(jnp.arange(scores.shape[-1]), jnp.reshape(jnp.asarray(token_ids, jnp.int32), (-1,)))
+    return jnp.where(banned[None, :] & active, NEG_INF, scores)
+
+
 def _ban(scores, tokens, hit):
     """-inf at `tokens` (rows, n) of each row where `hit` (rows, n)."""
     rows, vocab = scores.shape

@@ -47,6 +47,8 @@ class Plan:
     encoder_no_repeat_ngram_size: int = 0   # EncoderNoRepeatNGramLogitsProcessor (ids in Knobs)
     stop: tuple = ()                 # StopStringCriteria: `stopping.StopStringTable.dims` (table in Knobs)
     stream: bool = False             # push each step's tokens to the host streamer (`streaming`)
+    suppress: bool = False           # SuppressTokensLogitsProcessor (ids in Knobs)
+    begin_suppress: bool = False     # SuppressTokensAtBeginLogitsProcessor (ids, begin index in Knobs)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,6 +68,9 @@ class Knobs:
     stop_table: jax.Array = 0        # stopping.StopStringTable.table
     stop_target_lens: jax.Array = 0
     stream_id: jax.Array = 0         # int32: which registered streamer receives the tokens
+    suppress_tokens: jax.Array = 0   # int32 (n,): suppress_tokens
+    begin_suppress_tokens: jax.Array = 0   # int32 (n,): begin_suppress_tokens
+    begin_index: jax.Array = 0       # int32: the sequence length where begin_suppress_tokens apply
 
 
 jax.tree_util.register_dataclass(Knobs)
@@ -85,6 +90,10 @@ def _forward(module, params, input_ids, slot_mask, position_ids, cache, cache_in
 
 def _process(plan: Plan, knobs: Knobs, scores, sequences, cur_len, prompt_ignore, warp: bool):
     """The processors `transformers` builds for these settings, in its order."""
+    if plan.begin_suppress:
+        scores = proc.suppress_tokens(scores, knobs.begin_suppress_tokens, cur_len == knobs.begin_index)
+    if plan.suppress:
+        scores = proc.suppress_tokens(scores, knobs.suppress_tokens)
     if plan.use_repetition_penalty:
         scores = proc.repetition_penalty(scores, sequences, cur_len, prompt_ignore, knobs.repetition_penalty)
     if plan.no_repeat_ngram_size:

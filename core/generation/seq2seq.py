@@ -24,7 +24,8 @@ import numpy as np
 
 from core.generation import search
 from core.generation.config import GenerationConfig
-from core.generation.model import CausalLMModel, decode_params, generation_features, streaming_session
+from core.generation.model import (CausalLMModel, decode_params, generation_features, streaming_session,
+                                   suppress_features)
 from core.modeling import _STATIC
 
 _SEQ2SEQ_STATIC = _STATIC + ("logits_to_keep", "fill_cross_cache")
@@ -54,8 +55,8 @@ class Seq2SeqLMModel(CausalLMModel):
         """As `PretrainedModel.__call__`, plus the decoder cache (`init_cache`), `cache_index`,
         `fill_cross_cache` and `encoder_hidden_states` (skips the encoder)."""
         inputs = {k: v for k, v in inputs.items() if v is not None}
-        if "input_ids" not in inputs:
-            raise TypeError(f"{type(self.module).__name__} needs input_ids; got {sorted(inputs)}")
+        if self.encoder_input not in inputs:
+            raise TypeError(f"{type(self.module).__name__} needs {self.encoder_input}; got {sorted(inputs)}")
         arrays = {k: self._check_input(k, v) for k, v in inputs.items()}
         rngs = None
         if not deterministic:
@@ -70,14 +71,31 @@ class Seq2SeqLMModel(CausalLMModel):
     def init_cache(self, batch_size: int, max_length: int, encoder_length: int):
         return self.module.init_cache(batch_size, max_length, encoder_length)
 
+    @property
+    def encoder_input(self) -> str:
+        """The encoder's main input: `input_ids`, or the config's `encoder_input` (Whisper:
+        `input_features`)."""
+        return getattr(self.config, "encoder_input", "input_ids")
+
     # -- generation -------------------------------------------------------------------------------
-    def generate(self, input_ids, attention_mask=None, generation_config: Optional[GenerationConfig] = None,
+    def generate(self, input_ids=None, attention_mask=None, generation_config: Optional[GenerationConfig] = None,
                  seed: Optional[int] = None, prng_key=None, streamer=None, tokenizer=None, **kwargs) -> np.ndarray:
         """Decoder tokens for the encoder inputs `input_ids` (batch, length; padding either side,
         with its `attention_mask`). Options as `CausalLMModel.generate`, plus
         decoder_start_token_id, forced_bos_token_id, forced_eos_token_id (encoder_no_repeat_ngram_size
         bans the n-grams of the encoder input; `streamer` first receives the decoder start ids). Returns int64 numpy
-        (batch * num_return_sequences, generated length), starting with decoder_start_token_id."""
+        (batch * num_return_sequences, generated length), starting with decoder_start_token_id.
+
+        Speech models (Whisper: `config.encoder_input == "input_features"`) take
+        `input_features=` instead and Whisper's options; see `core.generation.whisper.generate`."""
+        if self.encoder_input == "input_features":
+            from core.generation import whisper
+            if input_ids is not None:       # positional: the encoder input
+                kwargs["input_features"] = input_ids
+            return whisper.generate(self, attention_mask=attention_mask, generation_config=generation_config,
+                                    seed=seed, prng_key=prng_key, streamer=streamer, tokenizer=tokenizer, **kwargs)
+        if input_ids is None:
+            raise TypeError("generate() needs input_ids (the encoder inputs)")
         cfg = self.generation_config.merged(generation_config, **kwargs)
         ids = np.asarray(input_ids)
         if ids.ndim != 2 or not np.issubdtype(ids.dtype, np.integer) or ids.shape[1] == 0:
@@ -123,14 +141,35 @@ class Seq2SeqLMModel(CausalLMModel):
         min_length = int(min_length or 0)
 
         expand = max(cfg.num_beams, cfg.num_return_sequences)
-        feature_plan, feature_knobs = generation_features(cfg, tokenizer, streamer, np.repeat(ids, expand, axis=0))
-        enc_ids = jnp.asarray(np.repeat(ids, expand, axis=0).astype(np.int32))
+        enc_ids = np.repeat(ids, expand, axis=0)
         enc_mask = jnp.asarray(np.repeat(mask, expand, axis=0))
-        encoder_hidden = self._encode(self.params, enc_ids, enc_mask)
+        encoder_hidden = self._encode(self.params, jnp.asarray(enc_ids.astype(np.int32)), enc_mask)
+        prompt = np.full((batch, 1), start, np.int32)
+        return self.generate_from_encoded(cfg, encoder_hidden, enc_mask, prompt, max_length, min_length, enc_ids,
+                                          seed=seed, prng_key=prng_key, streamer=streamer, tokenizer=tokenizer)
+
+    def generate_from_encoded(self, cfg: GenerationConfig, encoder_hidden, enc_mask, prompt, max_length: int,
+                              min_length: int, encoder_ids, seed: Optional[int] = None, prng_key=None, streamer=None,
+                              tokenizer=None) -> np.ndarray:
+        """The decode loop once the encoder has run. `cfg` is merged; `encoder_hidden` / `enc_mask`
+        are already expanded to batch * max(num_beams, num_return_sequences) rows; `prompt` (batch,
+        P) are the decoder's first tokens (the start token; Whisper: its task prompt), every row
+        the same length; `max_length` / `min_length` count decoder tokens, the prompt included;
+        `encoder_ids` (expanded rows) feed encoder_no_repeat_ngram_size. Returns int64 numpy
+        (batch * num_return_sequences, length) starting with the prompt."""
+        eos = cfg.eos_token_ids
+        pad = cfg.pad_token_id
+        if pad is None and eos:
+            pad = eos[0]
+        batch, prompt_len = prompt.shape
+        expand = max(cfg.num_beams, cfg.num_return_sequences)
+        feature_plan, feature_knobs = generation_features(cfg, tokenizer, streamer, encoder_ids)
+        suppress_plan, suppress_knobs = suppress_features(cfg, prompt_len)
+        feature_plan, feature_knobs = {**feature_plan, **suppress_plan}, {**feature_knobs, **suppress_knobs}
         rows = batch * expand
-        dec_ids = jnp.full((rows, 1), start, jnp.int32)
-        dec_mask = jnp.ones((rows, 1), jnp.int32)
-        positions = jnp.zeros((rows, 1), jnp.int32)
+        dec_ids = jnp.asarray(np.repeat(np.asarray(prompt, np.int32), expand, axis=0))
+        dec_mask = jnp.ones((rows, prompt_len), jnp.int32)
+        positions = jnp.broadcast_to(jnp.arange(prompt_len, dtype=jnp.int32), (rows, prompt_len))
         prompt_ignore = jnp.zeros((rows,), jnp.int32)
 
         if prng_key is None:
@@ -170,4 +209,4 @@ class Seq2SeqLMModel(CausalLMModel):
         sequences = np.asarray(sequences, np.int64)[:, :cfg.num_return_sequences]
         generated = np.asarray(generated)[:, :cfg.num_return_sequences]
         sequences = sequences.reshape(batch * cfg.num_return_sequences, max_length)
-        return sequences[:, :1 + int(generated.max())]
+        return sequences[:, :prompt_len + int(generated.max())]

@@ -22,7 +22,7 @@ from ports.tf.runtime.module import Module, port_module
 __all__ = ["AutoConfig", "AutoModel", "AutoModelForMaskedLM", "AutoModelForSequenceClassification",
            "AutoModelForTokenClassification", "AutoModelForQuestionAnswering", "AutoModelForMultipleChoice",
            "AutoModelForPreTraining", "AutoModelForCausalLM", "AutoModelForImageClassification",
-           "AutoModelForMaskedImageModeling", "AutoModelForCTC", "AutoModelForAudioClassification", "AutoModelForSeq2SeqLM", "Module", "model_class"]
+           "AutoModelForMaskedImageModeling", "AutoModelForCTC", "AutoModelForAudioClassification", "AutoModelForSpeechSeq2Seq", "AutoModelForSeq2SeqLM", "Module", "model_class"]
 
 
 def model_class(model_type: str, task: str) -> type:
@@ -111,3 +111,8 @@ class AutoModelForCTC(_AutoModel):
 
 class AutoModelForAudioClassification(_AutoModel):
     task = "sequence-classification"
+
+
+class AutoModelForSpeechSeq2Seq(_AutoModel):
+    """Speech encoder-decoders (Whisper): log-mel `input_features` in."""
+    task = "seq2seq-lm"

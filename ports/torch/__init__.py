@@ -22,7 +22,7 @@ from ports.torch.runtime.module import Module, port_module
 __all__ = ["AutoConfig", "AutoModel", "AutoModelForMaskedLM", "AutoModelForSequenceClassification",
            "AutoModelForTokenClassification", "AutoModelForQuestionAnswering", "AutoModelForMultipleChoice",
            "AutoModelForPreTraining", "AutoModelForCausalLM", "AutoModelForSeq2SeqLM", "AutoModelForImageClassification",
-           "AutoModelForMaskedImageModeling", "AutoModelForCTC", "AutoModelForAudioClassification", "Module", "model_class"]
+           "AutoModelForMaskedImageModeling", "AutoModelForCTC", "AutoModelForAudioClassification", "AutoModelForSpeechSeq2Seq", "Module", "model_class"]
 
 
 def model_class(model_type: str, task: str) -> type:
@@ -111,3 +111,8 @@ class AutoModelForCTC(_AutoModel):
 
 class AutoModelForAudioClassification(_AutoModel):
     task = "sequence-classification"
+
+
+class AutoModelForSpeechSeq2Seq(_AutoModel):
+    """Speech encoder-decoders (Whisper): log-mel `input_features` in."""
+    task = "seq2seq-lm"

@@ -327,13 +327,21 @@ class Module(nn.Module):
                  seed: Optional[int] = None, streamer=None, tokenizer=None, **kwargs) -> torch.Tensor:
         """`transformers`' `generate` for a causal-LM head (one with `init_cache`): greedy,
         sampling and beam search with the same options as `core`'s `CausalLMModel.generate`;
-        returns prompt + new tokens (int64). The model steps in torch with its KV cache updated
+        returns prompt + new tokens (int64). A seq2seq-LM head (one with `encode`) generates as
+        `core`'s `Seq2SeqLMModel.generate`: decoder tokens from decoder_start_token_id.
+        The model steps in torch with its KV cache updated
         in place; tokens are chosen by `core.generation.host` (greedy and beam outputs equal
         JAX's and `transformers`')."""
         if not hasattr(self, "init_cache"):
-            raise TypeError(f"{type(self).__name__} cannot generate: only causal-LM heads (with a KV cache) do")
+            raise TypeError(f"{type(self).__name__} cannot generate: only causal-LM and seq2seq-LM heads (with a KV "
+                            "cache) do")
         config = self._generation_defaults().merged(generation_config, **kwargs)
         device = _param_device(self)
+        if hasattr(self, "encode"):
+            if type(self).head_task(self.config) != "seq2seq-lm":
+                raise TypeError(f"{type(self).__name__} cannot generate: it has no language-model head; load the "
+                                "folder with AutoModelForSeq2SeqLM")
+            return self._generate_seq2seq(input_ids, attention_mask, config, seed, streamer, tokenizer, device)
 
         def forward(ids, slot_mask, positions, cache, index):
             as_tensor = lambda a: torch.as_tensor(a, dtype=torch.int64, device=device)   # noqa: E731
@@ -354,6 +362,38 @@ class Module(nn.Module):
                                        self.config.vocab_size, getattr(self.config, "max_position_embeddings", None),
                                        getattr(self.config, "max_position_embeddings", None), seed,
                                        streamer, tokenizer)
+        finally:
+            self.train(was_training)
+        return torch.as_tensor(tokens)
+
+    def _generate_seq2seq(self, input_ids, attention_mask, config, seed, streamer, tokenizer, device):
+        """Encoder-decoder generate: the encoder runs once on the rows repeated for beams; the
+        decoder's first step fills the cross-attention cache; returns decoder tokens starting with
+        decoder_start_token_id, as `transformers` does."""
+        request, enc_ids, enc_mask = host.prepare_seq2seq(
+            config, _host(input_ids), None if attention_mask is None else _host(attention_mask),
+            self.config.vocab_size, tokenizer)
+        as_tensor = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.int64, device=device)   # noqa: E731
+        was_training = self.training
+        self.eval()
+        try:
+            encoder_mask = as_tensor(enc_mask)
+            encoder_hidden = self.encode(as_tensor(enc_ids), encoder_mask).last_hidden_state
+
+            def init_cache(rows, max_length):
+                return self.init_cache(rows, max_length, enc_ids.shape[1])
+
+            def forward(ids, slot_mask, positions, cache, index):
+                out = self.decode(as_tensor(ids), encoder_hidden, encoder_mask, as_tensor(slot_mask), cache, index,
+                                  index == 0, logits_to_keep=1)
+                return to_numpy(out.logits[:, -1].float()), out.cache
+
+            def reorder(cache, beam_idx):
+                index = as_tensor(beam_idx)
+                return _tree_map(lambda c: torch.index_select(c, 1, index), cache)
+
+            with ops.inplace_updates():
+                tokens = host.run(request, forward, init_cache, reorder, seed, streamer)
         finally:
             self.train(was_training)
         return torch.as_tensor(tokens)
