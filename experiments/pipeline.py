@@ -32,6 +32,8 @@ def define_flags():
     flags.DEFINE_multi_string("inputs", [], "An input text, or a JSON object (repeatable).")
     flags.DEFINE_string("kwargs", "{}", "Call options as a JSON object, e.g. '{\"top_k\": 3}'.")
     flags.DEFINE_integer("batch_size", 8, "Inputs per forward pass.")
+    flags.DEFINE_enum("framework", "jax", ["jax", "torch"],
+                      "jax: core.pipeline; torch: ports.torch.pipeline (the generated PyTorch port, no JAX).")
     flags.mark_flag_as_required("task")
 
 
@@ -55,8 +57,11 @@ def _parse(text: str):
     return text
 
 
-def run(task: str, model: str, inputs: list[str], kwargs: dict, batch_size: int = 8) -> dict:
-    from core import pipeline
+def run(task: str, model: str, inputs: list[str], kwargs: dict, batch_size: int = 8, framework: str = "jax") -> dict:
+    if framework == "torch":
+        from ports.torch import pipeline
+    else:
+        from core import pipeline
 
     if not inputs:
         raise app.UsageError("pass at least one --inputs")
@@ -64,7 +69,7 @@ def run(task: str, model: str, inputs: list[str], kwargs: dict, batch_size: int 
     items = [_parse(text) for text in inputs]
     start = time.perf_counter()
     outputs = pipe(items[0] if len(items) == 1 else items, **kwargs)
-    return {"task": pipe.task, "model": str(model), "outputs": outputs, "compile_count": pipe.compile_count,
+    return {"task": pipe.task, "model": str(model), "framework": framework, "outputs": outputs, "compile_count": pipe.compile_count,
             "seconds": round(time.perf_counter() - start, 3)}
 
 
@@ -82,7 +87,7 @@ def main(argv):
     from core.pipelines import PipelineError
 
     try:
-        result = run(FLAGS.task, model, FLAGS.inputs, kwargs, FLAGS.batch_size)
+        result = run(FLAGS.task, model, FLAGS.inputs, kwargs, FLAGS.batch_size, FLAGS.framework)
     except (PipelineError, KeyError, TypeError, FileNotFoundError) as error:
         raise SystemExit(f"error: {error}") from None
     print(json.dumps(result, default=to_json, ensure_ascii=False, indent=1))

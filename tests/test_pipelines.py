@@ -380,3 +380,8 @@ def test_command_line_prints_json(folders):
     assert sorted(e["label"] for e in printed["outputs"][0]) == sorted(NLI_LABELS)
     assert isinstance(printed["outputs"][0][0]["score"], float)
     assert json.loads(json.dumps(np.float32(0.5), default=cli.to_json)) == 0.5
+    in_torch = cli.run("text-classification", str(folders["nli"]), [pair, TEXTS[2]], {"top_k": None}, batch_size=2,
+                       framework="torch")
+    assert in_torch["framework"] == "torch"
+    assert [[e["label"] for e in row] for row in in_torch["outputs"]] == \
+        [[e["label"] for e in row] for row in result["outputs"]]

@@ -17,10 +17,8 @@ from __future__ import annotations
 
 from typing import Optional
 
-import jax.numpy as jnp
-
 from .audio import AudioClassificationPipeline, AutomaticSpeechRecognitionPipeline
-from .base import Pipeline, PipelineError, load_model, load_tokenizer
+from .base import Backend, Pipeline, PipelineError, load_model, load_tokenizer
 from .feature_extraction import FeatureExtractionPipeline
 from .fill_mask import FillMaskPipeline
 from .image_classification import ImageClassificationPipeline, ZeroShotImageClassificationPipeline
@@ -50,8 +48,9 @@ PIPELINES: dict[str, type[Pipeline]] = {
 ALIASES = {"sentiment-analysis": "text-classification", "ner": "token-classification"}
 
 
-def pipeline(task: str, model=None, tokenizer=None, batch_size: int = 1, dtype=jnp.float32,
-             min_length_bucket: int = 8, model_kwargs: Optional[dict] = None) -> Pipeline:
+def pipeline(task: str, model=None, tokenizer=None, batch_size: int = 1, dtype=None,
+             min_length_bucket: int = 8, model_kwargs: Optional[dict] = None,
+             backend: Optional[Backend] = None) -> Pipeline:
     """A pipeline for `task` over a local Hugging Face folder (or a loaded Rosetta model plus tokenizer).
 
     model: a folder path, or a `PretrainedModel` loaded with the task's head.
@@ -59,7 +58,9 @@ def pipeline(task: str, model=None, tokenizer=None, batch_size: int = 1, dtype=j
     batch_size: texts (or windows, or premise/hypothesis pairs) per forward pass; overridable per call.
     min_length_bucket: the smallest padded length (lengths are padded to powers of two from here up
     to the model's maximum positions).
+    dtype: the compute dtype (default float32).
     model_kwargs: passed to `PretrainedModel.from_pretrained`.
+    backend: where the model runs (default JAX; `ports.torch.pipeline` passes the torch port's).
     """
     if not isinstance(task, str):
         raise TypeError(f"task must be a string, one of {sorted(PIPELINES)}, got {task!r}")
@@ -74,9 +75,9 @@ def pipeline(task: str, model=None, tokenizer=None, batch_size: int = 1, dtype=j
     cls = PIPELINES[name]
     if hasattr(cls, "create"):                   # generation, image and audio pipelines load what they need
         return cls.create(task if name == "translation" else name, model, tokenizer, batch_size, dtype,
-                          min_length_bucket, model_kwargs)
+                          min_length_bucket, model_kwargs, backend=backend)
     loaded = load_model(name, cls.head, model, dtype=dtype, model_kwargs=model_kwargs,
-                        optional_pooler=cls.head == "base")
+                        optional_pooler=cls.head == "base", backend=backend)
     tok = load_tokenizer(name, tokenizer, model)
     return cls(loaded, tok, batch_size=batch_size, min_length_bucket=min_length_bucket)
 

@@ -33,14 +33,12 @@ import io
 import pathlib
 from typing import Any, Optional
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
-from core.modeling import PretrainedModel
 from core.processing.audio import AutoFeatureExtractor, FeatureExtractorError, Wav2Vec2FeatureExtractor
 
-from .base import Pipeline, PipelineError, _next_power_of_two, check_batch_size, check_top_k, describe, load_model, load_tokenizer
+from .base import (JAX, Pipeline, PipelineError, _next_power_of_two, backend_of, check_batch_size, check_model,
+                   check_top_k, describe, load_model, load_tokenizer)
 from .text_classification import check_function, sigmoid, softmax
 
 
@@ -144,10 +142,9 @@ class _AudioPipeline(Pipeline):
     head = ""
     allow_stereo = False
 
-    def __init__(self, model: PretrainedModel, feature_extractor: Wav2Vec2FeatureExtractor, batch_size: int = 1,
+    def __init__(self, model, feature_extractor: Wav2Vec2FeatureExtractor, batch_size: int = 1,
                  min_samples_bucket: int = 1024):
-        if not isinstance(model, PretrainedModel):
-            raise TypeError(f"{self.task}: model must be a Rosetta PretrainedModel, got {describe(model)}")
+        check_model(self.task, model)
         if model.task != self.head:
             raise PipelineError(f"{self.task} needs a model loaded with the {self.head!r} head, got task={model.task!r}")
         if not isinstance(feature_extractor, Wav2Vec2FeatureExtractor):
@@ -161,18 +158,16 @@ class _AudioPipeline(Pipeline):
         # Padding is exact only when the conv features do not normalise over time (see the module docstring).
         self.exact_lengths = getattr(config, "feat_extract_norm", "layer") == "group"
         self._traces = 0
-        module = model.module
         select = self._select
 
-        def forward(params, input_values, attention_mask):
-            self._traces += 1          # once per trace, i.e. once per compiled shape
-            out = module.apply({"params": params}, input_values, attention_mask=attention_mask)
-            return select(out)
+        def forward(call, xp, input_values, attention_mask):
+            return select(call(input_values, attention_mask=attention_mask), xp)
 
-        self._forward = jax.jit(forward)
+        self.backend = backend_of(model)
+        self._forward = self.backend.compile(self, forward)
 
     @staticmethod
-    def _select(out):
+    def _select(out, xp):
         raise NotImplementedError
 
     @property
@@ -218,7 +213,7 @@ class _AudioPipeline(Pipeline):
             for row, feature in enumerate(chunk):
                 values[row, :len(feature)] = feature
                 mask[row, len(feature):] = 0
-            out = jax.device_get(self._forward(self.model.params, values, mask))
+            out = self._forward(values, mask)
             for row in range(len(chunk)):
                 results.append({name: np.asarray(value[row]) for name, value in out.items()})
         return results
@@ -238,14 +233,14 @@ class AutomaticSpeechRecognitionPipeline(_AudioPipeline):
     head = "ctc"
     allow_stereo = True
 
-    def __init__(self, model: PretrainedModel, tokenizer, feature_extractor: Wav2Vec2FeatureExtractor,
+    def __init__(self, model, tokenizer, feature_extractor: Wav2Vec2FeatureExtractor,
                  batch_size: int = 1, min_samples_bucket: int = 1024):
         super().__init__(model, feature_extractor, batch_size, min_samples_bucket)
         self.tokenizer = tokenizer
 
     @staticmethod
-    def _select(out):
-        return {"tokens": jnp.argmax(out.logits, axis=-1)}
+    def _select(out, xp):
+        return {"tokens": xp.argmax(out.logits, axis=-1)}
 
     def _chunks(self, wave: np.ndarray, chunk_length_s, stride_length_s):
         """transformers' chunk_iter: (samples of the chunk, (chunk_len, left, right) stride in samples)."""
@@ -318,10 +313,10 @@ class AutomaticSpeechRecognitionPipeline(_AudioPipeline):
         return results[0] if single else results
 
     @classmethod
-    def create(cls, task, model, tokenizer, batch_size, dtype, min_length_bucket, model_kwargs):
-        if isinstance(model, PretrainedModel):
+    def create(cls, task, model, tokenizer, batch_size, dtype, min_length_bucket, model_kwargs, backend=None):
+        if (backend or JAX).is_loaded(model):
             raise PipelineError(f"{task}: a loaded model needs its folder for the feature extractor; pass the folder")
-        loaded = load_model(task, cls.head, model, dtype=dtype, model_kwargs=model_kwargs)
+        loaded = load_model(task, cls.head, model, dtype=dtype, model_kwargs=model_kwargs, backend=backend)
         return cls(loaded, load_tokenizer(task, tokenizer, model), load_feature_extractor(task, model),
                    batch_size=batch_size)
 
@@ -344,7 +339,7 @@ class AudioClassificationPipeline(_AudioPipeline):
     head = "sequence-classification"
 
     @staticmethod
-    def _select(out):
+    def _select(out, xp):
         return {"logits": out.logits}
 
     def __call__(self, inputs=None, *, top_k: Optional[int] = None, function_to_apply=None,
@@ -365,8 +360,8 @@ class AudioClassificationPipeline(_AudioPipeline):
         return results[0] if single else results
 
     @classmethod
-    def create(cls, task, model, tokenizer, batch_size, dtype, min_length_bucket, model_kwargs):
-        if isinstance(model, PretrainedModel):
+    def create(cls, task, model, tokenizer, batch_size, dtype, min_length_bucket, model_kwargs, backend=None):
+        if (backend or JAX).is_loaded(model):
             raise PipelineError(f"{task}: a loaded model needs its folder for the feature extractor; pass the folder")
-        loaded = load_model(task, cls.head, model, dtype=dtype, model_kwargs=model_kwargs)
+        loaded = load_model(task, cls.head, model, dtype=dtype, model_kwargs=model_kwargs, backend=backend)
         return cls(loaded, load_feature_extractor(task, model), batch_size=batch_size)

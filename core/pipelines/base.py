@@ -7,21 +7,28 @@ Shapes. A batch of `rows` encodings whose longest has `n` tokens runs as an arra
 `min_length_bucket`, at most the model's maximum positions) and the row count to a power of two
 (at most `batch_size`). Every distinct pair compiles once; `compile_count` counts the traces of
 the jitted forward (one trace = one XLA compilation in this process).
+
+Backends. The model call goes through a `Backend` chosen from the model at construction: `JAX`
+(a `core.PretrainedModel`; `jax.jit` over `module.apply`) or a port's (`ports.torch.pipelines`: the
+generated torch module under `torch.no_grad()`). A forward is written once as
+`forward(call, xp, *arrays)`: `call` runs the model, `xp` is the backend's tiny array namespace
+(`take_along_axis`, `softmax`, `argmax`, `float32`) used by the pipelines' `_select`; the result
+comes back to the host as numpy. This module imports JAX only inside the JAX backend.
 """
 from __future__ import annotations
 
 import dataclasses
 import inspect
 import pathlib
+import sys
+import types
 from typing import Any, Mapping, Optional, Sequence
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
 from core import registry
 from core.checkpoint.keymap import KeyMapError
-from core.modeling import PretrainedModel, read_config
+from core.checkpoint.loading import read_config
 from core.tokenization import AutoTokenizer, PreTrainedTokenizer
 from core.tokenization.tokenizers_backend import TokenizersTokenizer
 
@@ -48,10 +55,109 @@ def describe(value: Any) -> str:
     return f"{type(value).__name__} ({text[:60]}{'...' if len(text) > 60 else ''})"
 
 
+# -- backends --------------------------------------------------------------------------------------------
+def is_pretrained(obj) -> bool:
+    """Whether `obj` is a core.PretrainedModel (without importing JAX when nothing loaded one)."""
+    modeling = sys.modules.get("core.modeling")
+    return modeling is not None and isinstance(obj, modeling.PretrainedModel)
+
+
+class Backend:
+    """Where a pipeline's model runs. `load` / `is_loaded` / `adopt` give the pipeline's model object
+    (which has config, task, max_length, module, params and, for LMs, generation_config and generate);
+    `compile(pipeline, forward)` turns `forward(call, xp, *arrays)` into `runner(*arrays)` → numpy,
+    adding 1 to `pipeline._traces` per compiled (or, eagerly, per distinct) input shape."""
+
+    loaded_name = "a Rosetta PretrainedModel"
+
+    def is_loaded(self, obj) -> bool:
+        raise NotImplementedError
+
+    def adopt(self, model):
+        return model
+
+    def reload_hint(self, head: str) -> str:
+        raise NotImplementedError
+
+    def load(self, folder, head: str, dtype, **kwargs):
+        raise NotImplementedError
+
+    def module_fields(self, family, head: str) -> set:
+        """Constructor fields of the head's module (module_kwargs it accepts)."""
+        raise NotImplementedError
+
+    def input_names(self, model) -> set:
+        raise NotImplementedError
+
+    def compile(self, pipeline, forward):
+        raise NotImplementedError
+
+
+class _JaxRunner:
+    """The jitted forward, called with the model's current params; results fetched to numpy."""
+
+    def __init__(self, jitted, pipeline):
+        self.jitted, self.pipeline = jitted, pipeline
+
+    def __call__(self, *arrays):
+        import jax
+        return jax.device_get(self.jitted(self.pipeline.model.params, *arrays))
+
+    def _cache_size(self) -> int:
+        return self.jitted._cache_size()
+
+
+class JaxBackend(Backend):
+    def is_loaded(self, obj) -> bool:
+        return is_pretrained(obj)
+
+    def reload_hint(self, head: str) -> str:
+        return f"PretrainedModel.from_pretrained(folder, task={head!r})"
+
+    def load(self, folder, head, dtype, **kwargs):
+        from core.modeling import PretrainedModel
+        if dtype is not None:
+            kwargs["dtype"] = dtype
+        return PretrainedModel.from_pretrained(folder, task=head, **kwargs)
+
+    def module_fields(self, family, head):
+        return {f.name for f in dataclasses.fields(family.module_class(head))}
+
+    def input_names(self, model):
+        return set(inspect.signature(type(model.module).__call__).parameters)
+
+    def compile(self, pipeline, forward):
+        import jax
+        import jax.numpy as jnp
+        xp = types.SimpleNamespace(take_along_axis=jnp.take_along_axis, softmax=jax.nn.softmax, argmax=jnp.argmax,
+                                   float32=lambda x: jnp.asarray(x, jnp.float32))
+        module = pipeline.model.module
+
+        def traced(params, *arrays):
+            pipeline._traces += 1          # runs once per trace, i.e. once per compiled shape
+            return forward(lambda *a, **k: module.apply({"params": params}, *a, **k), xp, *arrays)
+
+        return _JaxRunner(jax.jit(traced), pipeline)
+
+
+JAX = JaxBackend()
+
+
+def backend_of(model) -> Backend:
+    """The backend that runs `model`: a port's adapter names its own; a PretrainedModel runs in JAX."""
+    return getattr(model, "pipeline_backend", None) or JAX
+
+
+def check_model(task: str, model) -> None:
+    if getattr(model, "pipeline_backend", None) is None and not is_pretrained(model):
+        raise TypeError(f"{task}: model must be a Rosetta PretrainedModel, got {describe(model)}")
+
+
 class Pipeline:
     """Base class. Subclasses set `task`, `head` (the Rosetta task whose weights they need),
-    `token_outputs` (outputs with a length axis, cut back per row) and implement `_select`
-    (jittable: which model outputs to bring back to the host) and `__call__`."""
+    `token_outputs` (outputs with a length axis, cut back per row) and implement `_select(out, extra, xp)`
+    (traceable, written with the backend's `xp`: which model outputs to bring back to the host) and
+    `__call__`."""
 
     task: str = ""
     head: str = "base"
@@ -59,10 +165,8 @@ class Pipeline:
     # feature-extraction: transformers returns each row padded to its batch's longest input.
     keep_batch_padding: bool = False
 
-    def __init__(self, model: PretrainedModel, tokenizer: PreTrainedTokenizer, batch_size: int = 1,
-                 min_length_bucket: int = 8):
-        if not isinstance(model, PretrainedModel):
-            raise TypeError(f"{self.task}: model must be a Rosetta PretrainedModel, got {describe(model)}")
+    def __init__(self, model, tokenizer: PreTrainedTokenizer, batch_size: int = 1, min_length_bucket: int = 8):
+        check_model(self.task, model)
         if not isinstance(tokenizer, PreTrainedTokenizer):
             raise TypeError(f"{self.task}: tokenizer must be a Rosetta tokenizer (core.AutoTokenizer), "
                             f"got {describe(tokenizer)}")
@@ -72,31 +176,29 @@ class Pipeline:
         self.min_length_bucket = int(min_length_bucket)
         self.max_positions = model.max_length
         self._pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-        accepted = inspect.signature(type(model.module).__call__).parameters
-        self._use_token_types = ("token_type_ids" in accepted
+        self.backend = backend_of(model)
+        self._use_token_types = ("token_type_ids" in self.backend.input_names(model)
                                  and "token_type_ids" in tokenizer.model_input_names)
         self._traces = 0
-        self._forward = jax.jit(self._make_forward())
+        self._forward = self.backend.compile(self, self._make_forward())
 
     # -- the model call --------------------------------------------------------------------------
     def _make_forward(self):
-        module = self.model.module
+        select = self._select
 
-        def forward(params, input_ids, attention_mask, token_type_ids, extra):
-            self._traces += 1          # runs once per trace, i.e. once per compiled shape
+        def forward(call, xp, input_ids, attention_mask, token_type_ids, extra):
             inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
             if token_type_ids is not None:
                 inputs["token_type_ids"] = token_type_ids
-            out = module.apply({"params": params}, **inputs)
-            return self._select(out, extra)
+            return select(call(**inputs), extra, xp)
 
         return forward
 
-    def _select(self, out, extra) -> dict:
+    def _select(self, out, extra, xp) -> dict:
         raise NotImplementedError
 
     def _extra_inputs(self, chunk: Sequence[Feature], rows: int, length: int):
-        """Additional (jittable) inputs of `_select` for a padded batch; None when there are none."""
+        """Additional (numpy) inputs of `_select` for a padded batch; None when there are none."""
         return None
 
     @property
@@ -137,7 +239,7 @@ class Pipeline:
                     types[row, :n] = feature.token_type_ids
             mask[len(chunk):, 0] = 1       # filler rows: one visible token, no all-masked softmax
             extra = self._extra_inputs(chunk, rows, length)
-            out = jax.device_get(self._forward(self.model.params, ids, mask, types, extra))
+            out = self._forward(ids, mask, types, extra)
             for row, n in enumerate(lengths):
                 keep = longest if self.keep_batch_padding else n
                 results.append({name: (value[row, :keep] if name in self.token_outputs else value[row])
@@ -227,17 +329,19 @@ def check_top_k(top_k, name: str = "top_k") -> int:
 
 
 # -- loading -------------------------------------------------------------------------------------------
-def load_model(task: str, head: str, model, dtype=jnp.float32, model_kwargs: Optional[Mapping] = None,
-               optional_pooler: bool = False) -> PretrainedModel:
-    """The Rosetta model with `head` weights, from a folder (or as given), with pipeline-worded errors."""
-    if isinstance(model, PretrainedModel):
+def load_model(task: str, head: str, model, dtype=None, model_kwargs: Optional[Mapping] = None,
+               optional_pooler: bool = False, backend: Optional[Backend] = None):
+    """The model with `head` weights, from a folder (or as given), with pipeline-worded errors; `backend`
+    (default JAX: a core.PretrainedModel, dtype None = float32) loads it."""
+    backend = backend or JAX
+    if backend.is_loaded(model):
+        model = backend.adopt(model)
         if model.task != head:
             raise PipelineError(f"{task} needs a model with the {head!r} head; the model given was loaded with "
-                                f"task={model.task!r}. Load it with PretrainedModel.from_pretrained(folder, "
-                                f"task={head!r}) or pass the folder")
+                                f"task={model.task!r}. Load it with {backend.reload_hint(head)} or pass the folder")
         return model
     if not isinstance(model, (str, pathlib.Path)):
-        raise TypeError(f"{task}: model must be a local folder path or a Rosetta PretrainedModel, "
+        raise TypeError(f"{task}: model must be a local folder path or {backend.loaded_name}, "
                         f"got {describe(model)}")
     folder = pathlib.Path(model)
     if not folder.is_dir():
@@ -250,16 +354,15 @@ def load_model(task: str, head: str, model, dtype=jnp.float32, model_kwargs: Opt
                             f"(it has: {', '.join(family.heads)}); use a model type that has one")
     kwargs = dict(model_kwargs or {})
     try:
-        return PretrainedModel.from_pretrained(folder, task=head, dtype=dtype, **kwargs)
+        return backend.load(folder, head, dtype, **kwargs)
     except KeyMapError as error:
         message = str(error)
         if optional_pooler and "pooler" in message:
-            module_cls = family.module_class(head)
-            if "add_pooling_layer" in {f.name for f in dataclasses.fields(module_cls)}:
+            if "add_pooling_layer" in backend.module_fields(family, head):
                 # feature-extraction needs no pooler: load the encoder whether or not the folder has one.
                 kwargs.setdefault("module_kwargs", {})
                 kwargs["module_kwargs"] = {**kwargs["module_kwargs"], "add_pooling_layer": False}
-                return PretrainedModel.from_pretrained(folder, task=head, dtype=dtype, **kwargs)
+                return backend.load(folder, head, dtype, **kwargs)
         if "init_new_head" in message:
             architectures = list(config.architectures or ())
             raise PipelineError(
@@ -274,7 +377,7 @@ def load_tokenizer(task: str, tokenizer, model_source) -> PreTrainedTokenizer:
     if isinstance(tokenizer, PreTrainedTokenizer):
         return tokenizer
     if tokenizer is None:
-        if isinstance(model_source, PretrainedModel):
+        if not isinstance(model_source, (str, pathlib.Path)):
             raise PipelineError(f"{task}: a loaded model needs tokenizer=... (a folder or a Rosetta tokenizer)")
         tokenizer = model_source
     if not isinstance(tokenizer, (str, pathlib.Path)):

@@ -23,7 +23,7 @@ class FeatureExtractionPipeline(Pipeline):
     token_outputs = ("last_hidden_state",)
     keep_batch_padding = True
 
-    def _select(self, out, extra):
+    def _select(self, out, extra, xp):
         return {"last_hidden_state": out.last_hidden_state}
 
     def __call__(self, inputs, *, truncation=None, tokenize_kwargs: Optional[dict] = None,

@@ -4,8 +4,6 @@ from __future__ import annotations
 import logging
 from typing import Any, Optional, Sequence
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
 from .base import Feature, Pipeline, PipelineError, _next_power_of_two, check_top_k, describe
@@ -41,9 +39,9 @@ class FillMaskPipeline(Pipeline):
             positions[row, :len(found)] = found
         return positions
 
-    def _select(self, out, positions):
-        picked = jnp.take_along_axis(out.logits, positions[:, :, None], axis=1)     # (rows, masks, vocab)
-        return {"probs": jax.nn.softmax(jnp.asarray(picked, jnp.float32), axis=-1)}
+    def _select(self, out, positions, xp):
+        picked = xp.take_along_axis(out.logits, positions[:, :, None], axis=1)     # (rows, masks, vocab)
+        return {"probs": xp.softmax(xp.float32(picked), axis=-1)}
 
     def get_target_ids(self, targets) -> np.ndarray:
         if isinstance(targets, str):

@@ -15,13 +15,13 @@ from __future__ import annotations
 import pathlib
 from typing import Any, Optional
 
-import jax
 import numpy as np
 
-from core.modeling import PretrainedModel, read_config
+from core.checkpoint.loading import read_config
 from core.processing.image import BICUBIC, ImageProcessor, ImageProcessorError
 
-from .base import Pipeline, PipelineError, check_batch_size, check_top_k, describe, load_model, load_tokenizer
+from .base import (Pipeline, PipelineError, backend_of, check_batch_size, check_model, check_top_k, describe,
+                   load_model, load_tokenizer)
 from .text_classification import check_function, default_function, sigmoid, softmax
 
 OPENAI_CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
@@ -93,21 +93,15 @@ class ImageClassificationPipeline(Pipeline):
     task = "image-classification"
     head = "image-classification"
 
-    def __init__(self, model: PretrainedModel, image_processor: ImageProcessor, batch_size: int = 1):
-        if not isinstance(model, PretrainedModel):
-            raise TypeError(f"{self.task}: model must be a Rosetta PretrainedModel, got {describe(model)}")
+    def __init__(self, model, image_processor: ImageProcessor, batch_size: int = 1):
+        check_model(self.task, model)
         self.model = model
         self.image_processor = image_processor
         self.tokenizer = None
         self.batch_size = check_batch_size(batch_size)
         self._traces = 0
-        module = model.module
-
-        def forward(params, pixel_values):
-            self._traces += 1
-            return module.apply({"params": params}, pixel_values).logits
-
-        self._forward = jax.jit(forward)
+        self.backend = backend_of(model)
+        self._forward = self.backend.compile(self, lambda call, xp, pixel_values: call(pixel_values).logits)
 
     def _pixels(self, images, single):
         loaded = [load_image(image, self.task, "inputs" if single else f"inputs[{i}]")
@@ -124,7 +118,7 @@ class ImageClassificationPipeline(Pipeline):
             rows = self.batch_bucket(len(chunk), batch_size)
             batch = np.zeros((rows, *chunk.shape[1:]), np.float32)
             batch[:len(chunk)] = chunk
-            out.extend(np.asarray(jax.device_get(self._forward(self.model.params, batch)), np.float32)[:len(chunk)])
+            out.extend(np.asarray(self._forward(batch), np.float32)[:len(chunk)])
         return out
 
     def __call__(self, inputs=None, *, top_k: int = 5, function_to_apply=None, batch_size: Optional[int] = None,
@@ -150,9 +144,9 @@ class ImageClassificationPipeline(Pipeline):
         return f"{type(self).__name__}(task={self.task!r}, model={self.model!r}, compiles={self.compile_count})"
 
     @classmethod
-    def create(cls, task, model, tokenizer, batch_size, dtype, min_length_bucket, model_kwargs):
-        loaded = load_model(task, cls.head, model, dtype=dtype, model_kwargs=model_kwargs)
-        if isinstance(model, PretrainedModel):
+    def create(cls, task, model, tokenizer, batch_size, dtype, min_length_bucket, model_kwargs, backend=None):
+        loaded = load_model(task, cls.head, model, dtype=dtype, model_kwargs=model_kwargs, backend=backend)
+        if not isinstance(model, (str, pathlib.Path)):
             raise PipelineError(f"{task}: a loaded model needs its folder for the image processor; pass the folder")
         return cls(loaded, load_processor(task, model), batch_size=batch_size)
 
@@ -165,10 +159,9 @@ class ZeroShotImageClassificationPipeline(Pipeline):
     task = "zero-shot-image-classification"
     head = "base"
 
-    def __init__(self, model: PretrainedModel, tokenizer, image_processor: ImageProcessor, batch_size: int = 1,
+    def __init__(self, model, tokenizer, image_processor: ImageProcessor, batch_size: int = 1,
                  min_length_bucket: int = 8):
-        if not isinstance(model, PretrainedModel):
-            raise TypeError(f"{self.task}: model must be a Rosetta PretrainedModel, got {describe(model)}")
+        check_model(self.task, model)
         if not hasattr(model.module, "get_text_features") and "logits_per_image" not in _output_fields(model):
             raise PipelineError(f"{self.task} needs a CLIP-style model (image and text towers, logits_per_image); "
                                 f"{model.config.model_type!r} is not one")
@@ -180,14 +173,12 @@ class ZeroShotImageClassificationPipeline(Pipeline):
         text_config = getattr(model.config, "text_config", None)
         self.max_positions = getattr(text_config, "max_position_embeddings", None)
         self._traces = 0
-        module = model.module
 
-        def forward(params, input_ids, attention_mask, pixel_values):
-            self._traces += 1
-            return module.apply({"params": params}, input_ids=input_ids, attention_mask=attention_mask,
-                                pixel_values=pixel_values).logits_per_image
+        def forward(call, xp, input_ids, attention_mask, pixel_values):
+            return call(input_ids=input_ids, attention_mask=attention_mask, pixel_values=pixel_values).logits_per_image
 
-        self._forward = jax.jit(forward)
+        self.backend = backend_of(model)
+        self._forward = self.backend.compile(self, forward)
 
     def __call__(self, image=None, candidate_labels=None, *, hypothesis_template: str = "This is a photo of {}.",
                  timeout=None, tokenizer_kwargs=None, batch_size=None, images=None) -> Any:
@@ -224,7 +215,7 @@ class ZeroShotImageClassificationPipeline(Pipeline):
                 pixels = self.image_processor([loaded])["pixel_values"]
             except (ImageProcessorError, ValueError) as error:
                 raise PipelineError(f"{self.task}: {error}") from error
-            logits = np.asarray(jax.device_get(self._forward(self.model.params, ids, mask, pixels)))[0, :len(labels)]
+            logits = np.asarray(self._forward(ids, mask, pixels))[0, :len(labels)]
             scores = softmax(logits.astype(np.float32))
             results.append([{"score": s, "label": label}
                             for s, label in sorted(zip(scores.tolist(), labels), key=lambda x: -x[0])])
@@ -234,14 +225,14 @@ class ZeroShotImageClassificationPipeline(Pipeline):
         return f"{type(self).__name__}(task={self.task!r}, model={self.model!r}, compiles={self.compile_count})"
 
     @classmethod
-    def create(cls, task, model, tokenizer, batch_size, dtype, min_length_bucket, model_kwargs):
+    def create(cls, task, model, tokenizer, batch_size, dtype, min_length_bucket, model_kwargs, backend=None):
         if isinstance(model, (str, pathlib.Path)) and pathlib.Path(model).is_dir():
             config = read_config(model)
             if not hasattr(config, "text_config") or not hasattr(config, "vision_config"):
                 raise PipelineError(f"{task} needs a CLIP-style model (text and vision towers); "
                                     f"{config.model_type!r} is not one")
-        loaded = load_model(task, cls.head, model, dtype=dtype, model_kwargs=model_kwargs)
-        if isinstance(model, PretrainedModel):
+        loaded = load_model(task, cls.head, model, dtype=dtype, model_kwargs=model_kwargs, backend=backend)
+        if not isinstance(model, (str, pathlib.Path)):
             raise PipelineError(f"{task}: a loaded model needs its folder for the image processor; pass the folder")
         return cls(loaded, load_tokenizer(task, tokenizer, model), load_processor(task, model),
                    batch_size=batch_size, min_length_bucket=min_length_bucket)

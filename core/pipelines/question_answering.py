@@ -87,7 +87,7 @@ class QuestionAnsweringPipeline(Pipeline):
             raise PipelineError(f"{self.task} needs a tokenizer.json (fast) tokenizer: the spans come from its "
                                 f"offsets and overflowing windows; {type(self.tokenizer).__name__} has neither")
 
-    def _select(self, out, extra):
+    def _select(self, out, extra, xp):
         return {"start_logits": out.start_logits, "end_logits": out.end_logits}
 
     # -- inputs ------------------------------------------------------------------------------------

@@ -51,7 +51,7 @@ class TextClassificationPipeline(Pipeline):
     task = "text-classification"
     head = "sequence-classification"
 
-    def _select(self, out, extra):
+    def _select(self, out, extra, xp):
         return {"logits": out.logits}
 
     def _split(self, item, where: str) -> tuple[str, Optional[str]]:

@@ -260,7 +260,7 @@ class TextGenerationPipeline(GenerationPipelineMixin, Pipeline):
         return records
 
     @classmethod
-    def create(cls, task, model, tokenizer, batch_size, dtype, min_length_bucket, model_kwargs):
-        loaded = load_model(task, cls.head, model, dtype=dtype, model_kwargs=model_kwargs)
+    def create(cls, task, model, tokenizer, batch_size, dtype, min_length_bucket, model_kwargs, backend=None):
+        loaded = load_model(task, cls.head, model, dtype=dtype, model_kwargs=model_kwargs, backend=backend)
         return cls(loaded, load_tokenizer(task, tokenizer, model), batch_size=batch_size,
                    min_length_bucket=min_length_bucket)

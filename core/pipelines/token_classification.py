@@ -37,7 +37,7 @@ class TokenClassificationPipeline(Pipeline):
     head = "token-classification"
     token_outputs = ("logits",)
 
-    def _select(self, out, extra):
+    def _select(self, out, extra, xp):
         return {"logits": out.logits}
 
     def __call__(self, inputs, *, aggregation_strategy="none", ignore_labels: Optional[Sequence[str]] = None,

@@ -52,7 +52,7 @@ class ZeroShotClassificationPipeline(Pipeline):
                 return int(ind)
         return -1
 
-    def _select(self, out, extra):
+    def _select(self, out, extra, xp):
         return {"logits": out.logits}
 
     def _encode_pair(self, sequence: str, hypothesis: str) -> Feature:

@@ -9,6 +9,8 @@
 The same API as `core` (task names, `from_pretrained` options, strict loading errors), but the
 model *is* the module: `.config`, `.load_report`, `.flax_shapes()`, `.export_flax()`. Imports
 no JAX: `core.registry`, the configs and `core.checkpoint` are numpy-only.
+
+`pipeline(task, model=folder)` is `core.pipeline` with the forward and `generate` in torch.
 """
 from __future__ import annotations
 
@@ -18,11 +20,12 @@ from core import registry
 from core.checkpoint.loading import read_config
 from core.configuration import PretrainedConfig
 from ports.torch.runtime.module import Module, port_module
+from ports.torch.pipelines import pipeline
 
 __all__ = ["AutoConfig", "AutoModel", "AutoModelForMaskedLM", "AutoModelForSequenceClassification",
            "AutoModelForTokenClassification", "AutoModelForQuestionAnswering", "AutoModelForMultipleChoice",
            "AutoModelForPreTraining", "AutoModelForCausalLM", "AutoModelForSeq2SeqLM", "AutoModelForImageClassification",
-           "AutoModelForMaskedImageModeling", "AutoModelForCTC", "AutoModelForAudioClassification", "AutoModelForSpeechSeq2Seq", "Module", "model_class"]
+           "AutoModelForMaskedImageModeling", "AutoModelForCTC", "AutoModelForAudioClassification", "AutoModelForSpeechSeq2Seq", "Module", "model_class", "pipeline"]
 
 
 def model_class(model_type: str, task: str) -> type:
