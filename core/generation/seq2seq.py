@@ -4,8 +4,8 @@
     tokens = model.generate(input_ids, attention_mask=mask, max_new_tokens=32)           # greedy
     tokens = model.generate(input_ids, num_beams=4, num_return_sequences=2)            # beam search
 
-The encoder runs once (on the rows expanded for beams / return sequences, as `transformers`
-expands them); the decoder prefill of the start token fills the cross-attention cache of every
+The encoder runs once per source (its states repeated for beams / return sequences, as
+`transformers` expands them); the decoder prefill of the start token fills the cross-attention cache of every
 layer (`fill_cross_cache=True`), and every later step runs inside one jit (`lax.while_loop`,
 `core.generation.search`) reading it. Returns what `transformers.generate` returns for
 encoder-decoders: decoder tokens starting with decoder_start_token_id.
@@ -143,7 +143,10 @@ class Seq2SeqLMModel(CausalLMModel):
         expand = max(cfg.num_beams, cfg.num_return_sequences)
         enc_ids = np.repeat(ids, expand, axis=0)
         enc_mask = jnp.asarray(np.repeat(mask, expand, axis=0))
-        encoder_hidden = self._encode(self.params, jnp.asarray(enc_ids.astype(np.int32)), enc_mask)
+        # Encode each source once, then repeat its states for the beams (as transformers expands
+        # encoder_outputs): the encoder is most of a short generation's compute.
+        encoder_hidden = self._encode(self.params, jnp.asarray(ids.astype(np.int32)), jnp.asarray(mask))
+        encoder_hidden = jnp.repeat(encoder_hidden, expand, axis=0) if expand > 1 else encoder_hidden
         prompt = np.full((batch, 1), start, np.int32)
         return self.generate_from_encoded(cfg, encoder_hidden, enc_mask, prompt, max_length, min_length, enc_ids,
                                           seed=seed, prng_key=prng_key, streamer=streamer, tokenizer=tokenizer)

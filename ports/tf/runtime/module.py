@@ -335,7 +335,9 @@ class Module(tf.Module):
             self.config.vocab_size, tokenizer)
         as_tensor = lambda a: tf.constant(np.asarray(a, np.int32))   # noqa: E731
         encoder_mask = as_tensor(enc_mask)
-        encoder_hidden = self.encode(as_tensor(enc_ids), encoder_mask).last_hidden_state
+        expand = enc_ids.shape[0] // request.batch         # encode each source once, repeat for the beams
+        encoder_hidden = self.encode(as_tensor(enc_ids[::expand]), as_tensor(enc_mask[::expand])).last_hidden_state
+        encoder_hidden = tf.repeat(encoder_hidden, expand, axis=0)
 
         def init_cache(rows, max_length):
             return self.init_cache(rows, max_length, enc_ids.shape[1])

@@ -378,7 +378,9 @@ class Module(nn.Module):
         self.eval()
         try:
             encoder_mask = as_tensor(enc_mask)
-            encoder_hidden = self.encode(as_tensor(enc_ids), encoder_mask).last_hidden_state
+            expand = enc_ids.shape[0] // request.batch     # encode each source once, repeat for the beams
+            encoder_hidden = self.encode(as_tensor(enc_ids[::expand]), as_tensor(enc_mask[::expand])).last_hidden_state
+            encoder_hidden = torch.repeat_interleave(encoder_hidden, expand, dim=0)
 
             def init_cache(rows, max_length):
                 return self.init_cache(rows, max_length, enc_ids.shape[1])
