@@ -340,3 +340,25 @@ def test_rosetta_generate_matches_transformers(reference, converted, record_prop
     errors = sum(word_errors(normalize(t), normalize(h)) for t, h in zip(reference["texts"], transcripts))
     record_property("whisper-base Rosetta WER", errors / sum(len(normalize(t)) for t in reference["texts"]))
     assert ids == reference["ids"], list(zip(transcripts, reference["transcripts"]))
+
+
+@pytest.mark.slow
+def test_speech_recognition_pipeline_matches_transformers(converted):
+    """core.pipeline("automatic-speech-recognition") on the real model: three clips (greedy, batched)
+    and a 40 s concatenation in 30 s chunks (merged as transformers merges them), texts identical."""
+    import transformers
+
+    from core import pipeline
+    _, audio = _sentences()
+    audio = audio[:3]
+    reference = transformers.pipeline("automatic-speech-recognition", model=str(converted))
+    ours = pipeline("automatic-speech-recognition", model=converted, batch_size=2)
+    kwargs = {"generate_kwargs": {"language": "en", "task": "transcribe", "num_beams": 1}}
+    expected = reference(audio, **kwargs)
+    assert ours(audio, **kwargs) == expected
+    gap = np.zeros(16000 // 2, np.float32)
+    long = np.concatenate([piece for clip in audio for piece in (clip, gap)])
+    while long.shape[0] < 40 * 16000:
+        long = np.concatenate([long, long])
+    long = long[:40 * 16000]
+    assert ours(long, chunk_length_s=30, **kwargs) == reference(long, chunk_length_s=30, **kwargs)

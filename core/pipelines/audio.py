@@ -314,11 +314,25 @@ class AutomaticSpeechRecognitionPipeline(_AudioPipeline):
 
     @classmethod
     def create(cls, task, model, tokenizer, batch_size, dtype, min_length_bucket, model_kwargs, backend=None):
+        if _is_whisper_folder(model):           # encoder-decoder speech model: generation, see whisper_asr
+            from .whisper_asr import WhisperSpeechRecognitionPipeline
+            return WhisperSpeechRecognitionPipeline.create(task, model, tokenizer, batch_size, dtype,
+                                                           min_length_bucket, model_kwargs, backend=backend)
         if (backend or JAX).is_loaded(model):
             raise PipelineError(f"{task}: a loaded model needs its folder for the feature extractor; pass the folder")
         loaded = load_model(task, cls.head, model, dtype=dtype, model_kwargs=model_kwargs, backend=backend)
         return cls(loaded, load_tokenizer(task, tokenizer, model), load_feature_extractor(task, model),
                    batch_size=batch_size)
+
+
+def _is_whisper_folder(model) -> bool:
+    if not isinstance(model, (str, pathlib.Path)) or not (pathlib.Path(model) / "config.json").is_file():
+        return False
+    import json
+    try:
+        return json.loads((pathlib.Path(model) / "config.json").read_text()).get("model_type") == "whisper"
+    except (OSError, ValueError):
+        return False
 
 
 def audio_default_function(config) -> str:
