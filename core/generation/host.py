@@ -341,10 +341,11 @@ def beam_search(forward: Forward, init_cache, reorder: Callable, request: Reques
 
 
 def prepare_seq2seq(config: GenerationConfig, input_ids, attention_mask, vocab_size: int,
-                    tokenizer=None) -> tuple[Request, np.ndarray, np.ndarray]:
+                    tokenizer=None, stop_table: bool = True) -> tuple[Request, np.ndarray, np.ndarray]:
     """An encoder-decoder generate call, checked as `transformers.generate` checks it: the decoder's
     Request (decoder start tokens; lengths count decoder tokens, the start token included) and the
-    encoder's ids and mask, repeated for beams / return sequences."""
+    encoder's ids and mask, repeated for beams / return sequences. The JAX engine, which builds its
+    own stop-string table, passes `stop_table=False`."""
     ids = np.asarray(input_ids)
     if ids.ndim != 2 or not np.issubdtype(ids.dtype, np.integer) or ids.shape[1] == 0:
         raise ValueError(f"input_ids: expected integer ids of shape (batch, length >= 1), got {ids.dtype} {ids.shape}")
@@ -379,7 +380,9 @@ def prepare_seq2seq(config: GenerationConfig, input_ids, attention_mask, vocab_s
     enc_ids = np.repeat(ids, expand, axis=0).astype(np.int32)
     enc_mask = np.repeat(mask, expand, axis=0).astype(np.int32)
     rows = enc_ids.shape[0]
-    stop = None if config.stop_strings is None else stopping.build_table(tokenizer, config.stop_strings)
+    stop = None
+    if stop_table and config.stop_strings is not None:
+        stop = stopping.build_table(tokenizer, config.stop_strings)
     request = Request(np.full((rows, 1), start, np.int32), np.ones((rows, 1), np.int32), np.zeros((rows, 1), np.int32),
                       np.zeros(rows, np.int32), ids.shape[0], max_length, int(min_length or 0), eos, pad, config, stop,
                       enc_ids, encoder_decoder=True)

@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from core.generation import search
+from core.generation import host, search
 from core.generation.config import GenerationConfig
 from core.generation.model import (CausalLMModel, decode_params, generation_features, streaming_session,
                                    suppress_features)
@@ -97,57 +97,15 @@ class Seq2SeqLMModel(CausalLMModel):
         if input_ids is None:
             raise TypeError("generate() needs input_ids (the encoder inputs)")
         cfg = self.generation_config.merged(generation_config, **kwargs)
-        ids = np.asarray(input_ids)
-        if ids.ndim != 2 or not np.issubdtype(ids.dtype, np.integer) or ids.shape[1] == 0:
-            raise ValueError(f"input_ids: expected integer ids of shape (batch, length >= 1), got {ids.dtype} "
-                             f"{ids.shape}")
-        vocab = self.config.vocab_size
-        if ids.min() < 0 or ids.max() >= vocab:
-            raise ValueError(f"input_ids: values must lie in [0, {vocab}) (vocab_size); found {ids.min()}..{ids.max()}")
-        batch = ids.shape[0]
-        eos = cfg.eos_token_ids
-        pad = cfg.pad_token_id
-        if pad is None and eos:
-            pad = eos[0]
-        start = cfg.decoder_start_token_id
-        if start is None:
-            start = cfg.bos_token_id
-        if start is None:
-            raise ValueError("`decoder_start_token_id` or `bos_token_id` has to be defined for encoder-decoder "
-                             "generation.")
-        if attention_mask is None:
-            mask = np.ones_like(ids)
-            if pad is not None and (ids == pad).any() and pad not in eos:
-                mask = (ids != pad).astype(ids.dtype)
-        else:
-            mask = np.asarray(attention_mask)
-            if mask.shape != ids.shape:
-                raise ValueError(f"attention_mask: shape {mask.shape} differs from input_ids {ids.shape}")
-        mask = mask.astype(np.int32)
-
-        # Lengths count decoder tokens, the start token included (transformers: decoder input length 1).
-        if cfg.max_new_tokens is not None:
-            max_length = cfg.max_new_tokens + 1
-        elif cfg.extra.get("_has_default_max_length"):
-            max_length = cfg.max_length + 1
-        else:
-            max_length = cfg.max_length
-        if max_length <= 1:
-            raise ValueError(f"`max_length` ({max_length}) leaves no room for generated tokens after the decoder "
-                             "start token; set `max_new_tokens`.")
-        min_length = cfg.min_length
-        if cfg.min_new_tokens is not None:
-            min_length = cfg.min_new_tokens + 1
-        min_length = int(min_length or 0)
-
-        expand = max(cfg.num_beams, cfg.num_return_sequences)
-        enc_ids = np.repeat(ids, expand, axis=0)
-        enc_mask = jnp.asarray(np.repeat(mask, expand, axis=0))
+        request, enc_ids, enc_mask = host.prepare_seq2seq(cfg, input_ids, attention_mask, self.config.vocab_size,
+                                                          stop_table=False)
+        expand = enc_ids.shape[0] // request.batch
         # Encode each source once, then repeat its states for the beams (as transformers expands
         # encoder_outputs): the encoder is most of a short generation's compute.
-        encoder_hidden = self._encode(self.params, jnp.asarray(ids.astype(np.int32)), jnp.asarray(mask))
+        encoder_hidden = self._encode(self.params, jnp.asarray(enc_ids[::expand]), jnp.asarray(enc_mask[::expand]))
         encoder_hidden = jnp.repeat(encoder_hidden, expand, axis=0) if expand > 1 else encoder_hidden
-        prompt = np.full((batch, 1), start, np.int32)
+        prompt = np.asarray(request.ids[::expand])
+        max_length, min_length, enc_mask = request.max_length, request.min_length, jnp.asarray(enc_mask)
         return self.generate_from_encoded(cfg, encoder_hidden, enc_mask, prompt, max_length, min_length, enc_ids,
                                           seed=seed, prng_key=prng_key, streamer=streamer, tokenizer=tokenizer)
 
