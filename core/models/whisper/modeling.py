@@ -22,26 +22,9 @@ import flax.linen as nn
 from core import outputs
 from core.layers import losses
 from core.layers import prims as P
-from core.layers.decoder import collect_hidden_states, decoder_inputs, init_cache, keep_last, update_layer_cache
+from core.layers.decoder import collect_hidden_states, decoder_inputs, keep_last, update_layer_cache
+from core.models.bart.modeling import make_cache, shift_tokens_right
 from core.models.whisper.config import WhisperConfig
-
-
-def shift_tokens_right(labels, pad_token_id: int, decoder_start_token_id: int):
-    """Decoder inputs from labels: the start token, then labels[:, :-1]; -100 becomes the pad."""
-    batch = jnp.shape(labels)[0]
-    labels = jnp.asarray(labels, jnp.int32)
-    start = jnp.ones((batch, 1), jnp.int32) * decoder_start_token_id
-    shifted = jnp.concatenate([start, labels[:, :-1]], axis=1)
-    return jnp.where(shifted == -100, pad_token_id, shifted)
-
-
-def make_cache(config: WhisperConfig, batch_size: int, max_length: int, encoder_length: int, dtype):
-    """(self_keys, self_values, cross_keys, cross_values), zeros."""
-    c = config
-    self_k, self_v = init_cache(c.decoder_layers, batch_size, max_length, c.decoder_attention_heads, c.head_dim, dtype)
-    cross_k, cross_v = init_cache(c.decoder_layers, batch_size, encoder_length, c.decoder_attention_heads, c.head_dim,
-                                  dtype)
-    return (self_k, self_v, cross_k, cross_v)
 
 
 class WhisperAttention(nn.Module):
