@@ -92,8 +92,9 @@ class Seq2SeqLMModel(CausalLMModel):
             from core.generation import whisper
             if input_ids is not None:       # positional: the encoder input
                 kwargs["input_features"] = input_ids
-            return whisper.generate(self, attention_mask=attention_mask, generation_config=generation_config,
-                                    seed=seed, prng_key=prng_key, streamer=streamer, tokenizer=tokenizer, **kwargs)
+            return whisper.generate(self.config, self.generation_config, _WhisperBackend(self),
+                                    attention_mask=attention_mask, generation_config=generation_config, seed=seed,
+                                    prng_key=prng_key, streamer=streamer, tokenizer=tokenizer, **kwargs)
         if input_ids is None:
             raise TypeError("generate() needs input_ids (the encoder inputs)")
         cfg = self.generation_config.merged(generation_config, **kwargs)
@@ -171,3 +172,34 @@ class Seq2SeqLMModel(CausalLMModel):
         generated = np.asarray(generated)[:, :cfg.num_return_sequences]
         sequences = sequences.reshape(batch * cfg.num_return_sequences, max_length)
         return sequences[:, :prompt_len + int(generated.max())]
+
+
+class _WhisperBackend:
+    """`core.generation.whisper.Backend` in JAX: the jitted encoder, one cache-free decoder step
+    (language detection) and the jitted decode loop of `generate_from_encoded`."""
+
+    def __init__(self, model: Seq2SeqLMModel):
+        self.model = model
+
+    def encode(self, features: np.ndarray):
+        return self.model._encode(self.model.params, jnp.asarray(features), None)
+
+    def first_logits(self, start_ids: np.ndarray, encoder_hidden) -> np.ndarray:
+        model = self.model
+        step = getattr(model, "_whisper_first_step", None)
+        if step is None:
+            module = model.module
+            step = jax.jit(lambda params, ids, hidden: module.apply({"params": params}, ids, hidden,
+                                                                    method="decode").logits[:, -1])
+            model._whisper_first_step = step
+        return np.asarray(step(model.params, jnp.asarray(start_ids), encoder_hidden), np.float32)
+
+    def decode(self, cfg: GenerationConfig, encoder_hidden, prompt: np.ndarray, max_length: int, min_length: int,
+               seed, prng_key, streamer, tokenizer) -> np.ndarray:
+        expand = cfg.num_beams
+        encoder_hidden = jnp.repeat(encoder_hidden, expand, axis=0) if expand > 1 else encoder_hidden
+        enc_mask = jnp.ones(encoder_hidden.shape[:2], jnp.int32)
+        rows = prompt.shape[0] * expand
+        return self.model.generate_from_encoded(cfg, encoder_hidden, enc_mask, prompt, max_length, min_length,
+                                                np.zeros((rows, 1), np.int32), seed=seed, prng_key=prng_key,
+                                                streamer=streamer, tokenizer=tokenizer)

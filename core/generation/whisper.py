@@ -15,16 +15,35 @@ final end-of-text token removed, rows right-padded with `pad_token_id`.
 
 Not implemented (NotImplementedError): `return_timestamps=True`, long-form audio (more than
 2 × max_source_positions frames), `prompt_ids`, temperature fallback, `num_return_sequences` > 1.
+
+This driver imports no JAX: the framework comes in as a `Backend` (the JAX model's in
+`core.generation.seq2seq`, the torch and TF ports' in their runtimes), so the prompt, language
+detection, lengths and post-processing are one copy for all three frameworks.
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Protocol
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
 from core.generation.config import GenerationConfig
+
+
+class Backend(Protocol):
+    """What the driver needs from a framework. `encoder_hidden` is the framework's own array."""
+
+    def encode(self, features: np.ndarray):
+        """(batch, num_mel_bins, frames) float32 → the encoder's last hidden state (batch, positions, d_model)."""
+
+    def first_logits(self, start_ids: np.ndarray, encoder_hidden) -> np.ndarray:
+        """One decoder step without a cache on `start_ids` (batch, P): the last position's logits
+        (batch, vocab) as float32 numpy (language detection)."""
+
+    def decode(self, cfg: GenerationConfig, encoder_hidden, prompt: np.ndarray, max_length: int, min_length: int,
+               seed: Optional[int], prng_key, streamer, tokenizer) -> np.ndarray:
+        """The decode loop (greedy / sampling / beam, per `cfg`) from the decoder prompt (batch, P)
+        int32, with `encoder_hidden` repeated for cfg.num_beams: int64 (batch, length) starting
+        with the prompt."""
 
 TASKS = ("transcribe", "translate")
 _NOT_IMPLEMENTED = ("prompt_ids", "prompt_condition_type", "condition_on_prev_tokens", "compression_ratio_threshold",
@@ -43,10 +62,10 @@ def _language_id(language: str, lang_to_id: dict) -> int:
                      f"{sorted(lang_to_id)} (pass a language code such as 'en' or a token such as '<|en|>')")
 
 
-def _init_tokens(model, cfg: GenerationConfig, language, task, return_timestamps: bool, encoder_hidden) -> np.ndarray:
+def _init_tokens(backend: Backend, cfg: GenerationConfig, language, task, return_timestamps: bool, encoder_hidden,
+                 batch: int) -> np.ndarray:
     """`WhisperGenerationMixin._retrieve_init_tokens`: (batch, P) int32 prompt."""
     extra = cfg.extra
-    batch = encoder_hidden.shape[0]
     if extra.get("is_multilingual") is False and (task is not None or language is not None):
         raise ValueError("Cannot specify `task` or `language` for an English-only model. If the model is intended to "
                          "be multilingual, pass `is_multilingual=True` to generate, or update the generation config.")
@@ -83,7 +102,7 @@ def _init_tokens(model, cfg: GenerationConfig, language, task, return_timestamps
     if language is not None:
         lang_ids = [_language_id(lang, extra["lang_to_id"]) for lang in languages]
     elif "lang_to_id" in extra and lang_undefined:
-        lang_ids = detect_language(model, encoder_hidden, cfg)
+        lang_ids = detect_language(backend, encoder_hidden, cfg, batch)
     if lang_ids is not None:
         for row, lang in zip(rows, lang_ids):
             if len(row) > 1:
@@ -107,17 +126,10 @@ def _init_tokens(model, cfg: GenerationConfig, language, task, return_timestamps
     return np.asarray(rows, np.int32)
 
 
-def detect_language(model, encoder_hidden, cfg: GenerationConfig) -> list[int]:
+def detect_language(backend: Backend, encoder_hidden, cfg: GenerationConfig, batch: int) -> list[int]:
     """One decoder step on `<|startoftranscript|>`: per row, the most likely token of `lang_to_id`."""
-    batch = encoder_hidden.shape[0]
-    start = jnp.full((batch, 1), int(cfg.decoder_start_token_id), jnp.int32)
-    step = getattr(model, "_whisper_first_step", None)
-    if step is None:
-        module = model.module
-        step = jax.jit(lambda params, ids, hidden: module.apply({"params": params}, ids, hidden,
-                                                                method="decode").logits[:, -1])
-        model._whisper_first_step = step
-    logits = np.asarray(step(model.params, start, encoder_hidden), np.float32)
+    start = np.full((batch, 1), int(cfg.decoder_start_token_id), np.int32)
+    logits = np.asarray(backend.first_logits(start, encoder_hidden), np.float32)
     lang_ids = np.asarray(sorted(int(v) for v in cfg.extra["lang_to_id"].values()))
     return [int(lang_ids[np.argmax(row[lang_ids])]) for row in logits]
 
@@ -141,11 +153,12 @@ def _postprocess(sequences: np.ndarray, prompt_len: int, pad: Optional[int], eos
     return np.stack([np.pad(r, (0, length - len(r)), constant_values=fill) for r in rows]).astype(np.int64)
 
 
-def generate(model, input_features=None, attention_mask=None, generation_config: Optional[GenerationConfig] = None,
+def generate(config, base_config: GenerationConfig, backend: Backend, input_features=None, attention_mask=None, generation_config: Optional[GenerationConfig] = None,
              seed: Optional[int] = None, prng_key=None, streamer=None, tokenizer=None, language=None, task=None,
              return_timestamps: Optional[bool] = None, is_multilingual: Optional[bool] = None, temperature=None,
              **kwargs) -> np.ndarray:
-    """See the module docstring. `input_features` (batch, num_mel_bins, frames ≤ 2 ×
+    """See the module docstring. `config`: the model's WhisperConfig; `base_config`: the model's
+    generation config (generation_config.json); `input_features` (batch, num_mel_bins, frames ≤ 2 ×
     max_source_positions; shorter inputs are zero-padded like `transformers` pads them);
     `attention_mask` (the feature extractor's, over frames) is accepted and unused for
     short-form audio, as in `transformers`; generation options as `Seq2SeqLMModel.generate`
@@ -166,14 +179,13 @@ def generate(model, input_features=None, attention_mask=None, generation_config:
         kwargs["temperature"] = temperature
         if temperature > 0.0:
             kwargs.setdefault("do_sample", True)
-    base = model.generation_config
-    file_timestamps = base.extra.get("return_timestamps")
+    file_timestamps = base_config.extra.get("return_timestamps")
     if generation_config is not None:
         file_timestamps = generation_config.extra.get("return_timestamps", file_timestamps)
     if return_timestamps is None:
         return_timestamps = file_timestamps
     features = np.asarray(features, np.float32)
-    c = model.config
+    c = config
     if features.ndim != 3 or features.shape[1] != c.num_mel_bins:
         raise ValueError(f"input_features: expected (batch, {c.num_mel_bins} mel bins, frames), got {features.shape}")
     frames = 2 * c.max_source_positions
@@ -191,7 +203,7 @@ def generate(model, input_features=None, attention_mask=None, generation_config:
     if generation_config is not None:
         generation_config = GenerationConfig.from_dict(
             {k: v for k, v in generation_config.to_dict().items() if k not in whisper_keys})
-    cfg = model.generation_config.merged(generation_config, **kwargs)
+    cfg = base_config.merged(generation_config, **kwargs)
     language = cfg.extra.get("language") if language is None else language
     task = cfg.extra.get("task") if task is None else task
     if is_multilingual is not None:
@@ -201,9 +213,8 @@ def generate(model, input_features=None, attention_mask=None, generation_config:
                                   "generate")
 
     batch = features.shape[0]
-    expand = cfg.num_beams
-    encoder_hidden = model._encode(model.params, jnp.asarray(features), None)
-    prompt = _init_tokens(model, cfg, language, task, False, encoder_hidden)
+    encoder_hidden = backend.encode(features)
+    prompt = _init_tokens(backend, cfg, language, task, False, encoder_hidden, batch)
     prompt_len = prompt.shape[1]
     max_target = c.max_target_positions
     if cfg.max_new_tokens is not None:
@@ -222,11 +233,8 @@ def generate(model, input_features=None, attention_mask=None, generation_config:
     min_length = cfg.min_length
     if cfg.min_new_tokens is not None:
         min_length = cfg.min_new_tokens + prompt_len
-    encoder_hidden = jnp.repeat(encoder_hidden, expand, axis=0)
-    enc_mask = jnp.ones(encoder_hidden.shape[:2], jnp.int32)
-    sequences = model.generate_from_encoded(cfg, encoder_hidden, enc_mask, prompt, max_length, int(min_length or 0),
-                                            np.zeros((batch * expand, 1), np.int32), seed=seed, prng_key=prng_key,
-                                            streamer=streamer, tokenizer=tokenizer)
+    sequences = backend.decode(cfg, encoder_hidden, prompt, max_length, int(min_length or 0), seed, prng_key, streamer,
+                               tokenizer)
     pad = cfg.pad_token_id
     if pad is None and cfg.eos_token_ids:
         pad = cfg.eos_token_ids[0]
