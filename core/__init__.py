@@ -22,6 +22,8 @@ _LAZY = {
     "AutoModelForAudioClassification": "core.auto",
     "AutoModelForSpeechSeq2Seq": "core.auto",
     "AutoFeatureExtractor": "core.processing.audio",
+    "AutoImageProcessor": "core.processing.image",
+    "AutoProcessor": "core.processing.processor",
     "AutoTokenizer": "core.tokenization",
     "PretrainedModel": "core.modeling",
     "pipeline": "core.pipelines",

@@ -87,7 +87,7 @@ def test_config_round_trip_and_errors(tmp_path):
     assert processor.do_center_crop and processor.crop_size == {"height": 224, "width": 224} and processor.resample == 3
     assert {k: v for k, v in processor.to_dict().items() if k in data} == data
     with pytest.raises(ImageProcessorError, match="not supported"):
-        ImageProcessor.from_dict({"image_processor_type": "CLIPImageProcessor"})
+        ImageProcessor.from_dict({"image_processor_type": "SiglipImageProcessor"})
     with pytest.raises(ImageProcessorError, match="size"):
         ImageProcessor.from_dict({"image_processor_type": "ViTImageProcessor", "size": {"height": 3}})
     with pytest.raises(ImageProcessorError, match="preprocessor_config.json"):

@@ -7,8 +7,7 @@
 
 Images: PIL images, numpy arrays (HWC / CHW / HW) or local file paths (opened with Pillow, EXIF
 orientation applied, converted to RGB as transformers' `load_image`). The folder's
-preprocessor_config.json drives `core.processing.image` (ViT / DeiT processors; a CLIPImageProcessor
-is run as the same steps with CLIP's defaults). Batches of images are padded to a bucketed row count.
+preprocessor_config.json drives `core.processing.image` (ViT / DeiT / CLIP processors). Batches of images are padded to a bucketed row count.
 """
 from __future__ import annotations
 
@@ -18,17 +17,12 @@ from typing import Any, Optional
 import numpy as np
 
 from core.checkpoint.loading import read_config
-from core.processing.image import BICUBIC, ImageProcessor, ImageProcessorError
+from core.processing.image import ImageProcessor, ImageProcessorError
 
 from .base import (Pipeline, PipelineError, backend_of, check_batch_size, check_model, check_top_k, describe,
                    load_model, load_tokenizer)
 from .text_classification import check_function, default_function, sigmoid, softmax
 
-OPENAI_CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
-OPENAI_CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
-CLIP_DEFAULTS = dict(do_resize=True, size={"shortest_edge": 224}, resample=BICUBIC, do_center_crop=True,
-                     crop_size={"height": 224, "width": 224}, do_rescale=True, rescale_factor=1 / 255,
-                     do_normalize=True, image_mean=OPENAI_CLIP_MEAN, image_std=OPENAI_CLIP_STD, do_convert_rgb=True)
 
 
 def load_processor(task: str, folder) -> ImageProcessor:
@@ -38,13 +32,6 @@ def load_processor(task: str, folder) -> ImageProcessor:
         raise PipelineError(f"{task}: {path} not found; an image model folder needs its preprocessor_config.json "
                             "(pass image_processor=... otherwise)")
     data = json.loads(path.read_text())
-    kind = str(data.get("image_processor_type", ""))
-    if kind.startswith("CLIPImageProcessor"):
-        data = {**CLIP_DEFAULTS, **data, "image_processor_type": "ViTImageProcessor"}
-        if isinstance(data.get("crop_size"), int):
-            data["crop_size"] = {"height": data["crop_size"], "width": data["crop_size"]}
-        if isinstance(data.get("size"), int):
-            data["size"] = {"shortest_edge": data["size"]}
     try:
         return ImageProcessor.from_dict(data)
     except ImageProcessorError as error:

@@ -1,7 +1,7 @@
 """Image processors: `preprocessor_config.json` → `pixel_values` (batch, channels, height, width).
 
-The ViT / DeiT processors of `transformers` (their Pillow backend: `ViTImageProcessorPil`,
-`DeiTImageProcessorPil`), step for step: resize with Pillow (float images in [0, 1] go through
+The ViT / DeiT / CLIP processors of `transformers` (their Pillow backend: `ViTImageProcessorPil`,
+`DeiTImageProcessorPil`, `CLIPImageProcessorPil`), step for step: resize with Pillow (float images in [0, 1] go through
 uint8 and back, as there), center crop (zero padding when the crop is larger), rescale (in
 float64, then float32), normalize per channel. numpy and Pillow only (no JAX, no torch).
 
@@ -20,6 +20,8 @@ import numpy as np
 
 IMAGENET_STANDARD_MEAN = (0.5, 0.5, 0.5)
 IMAGENET_STANDARD_STD = (0.5, 0.5, 0.5)
+OPENAI_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+OPENAI_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 NEAREST, LANCZOS, BILINEAR, BICUBIC, BOX, HAMMING = 0, 1, 2, 3, 4, 5     # PIL.Image.Resampling codes
 
 # Per processor type, the class defaults `transformers` applies to keys a file leaves out.
@@ -32,6 +34,10 @@ DEFAULTS: dict[str, dict[str, Any]] = {
                                do_center_crop=True, crop_size={"height": 224, "width": 224}, do_rescale=True,
                                rescale_factor=1 / 255, do_normalize=True, image_mean=list(IMAGENET_STANDARD_MEAN),
                                image_std=list(IMAGENET_STANDARD_STD), do_convert_rgb=None),
+    "CLIPImageProcessor": dict(do_resize=True, size={"shortest_edge": 224}, resample=BICUBIC, do_center_crop=True,
+                               crop_size={"height": 224, "width": 224}, do_rescale=True, rescale_factor=1 / 255,
+                               do_normalize=True, image_mean=list(OPENAI_CLIP_MEAN), image_std=list(OPENAI_CLIP_STD),
+                               do_convert_rgb=True),
 }
 # Suffixes of the same processors under their other backends' names.
 _SUFFIXES = ("Fast", "Pil")
@@ -77,6 +83,11 @@ class ImageProcessor:
         extra = {}
         for key, value in data.items():
             if key in names:
+                # Older CLIP files give sizes as ints: size = shortest edge, crop_size = square.
+                if key == "size" and isinstance(value, int):
+                    value = {"shortest_edge": value}
+                elif key == "crop_size" and isinstance(value, int):
+                    value = {"height": value, "width": value}
                 values[key] = value
             elif key != "image_processor_type":
                 extra[key] = value

@@ -26,6 +26,7 @@ from .base import EncodedSequence, PreTrainedTokenizer
 from .sentencepiece_backend import SentencePieceTokenizer
 from .settings import AddedTokenSpec, TokenizerSettings
 from .tokenizers_backend import CLIPTokenizer, TokenizersTokenizer
+from .whisper import WhisperTokenizer
 
 WORD_BOUNDARY = "\u2581"
 
@@ -697,7 +698,8 @@ SLOW_TOKENIZER_CLASSES = {
     "FSMTTokenizer": FSMTTokenizer,
 }
 # Classes whose tokenizer.json needs more than the generic `tokenizers` backend (CLIP's is not a seq2seq one).
-TOKENIZER_JSON_CLASSES = {"MBartTokenizer": MBartTokenizer, "CLIPTokenizer": CLIPTokenizer}
+TOKENIZER_JSON_CLASSES = {"MBartTokenizer": MBartTokenizer, "CLIPTokenizer": CLIPTokenizer,
+                          "WhisperTokenizer": WhisperTokenizer}
 
 
 # ---- byte-level BPE from vocab.json + merges.txt (BART, RoBERTa) --------------------------------
