@@ -21,6 +21,8 @@ _LAZY = {
     "AutoModelForCTC": "core.auto",
     "AutoModelForAudioClassification": "core.auto",
     "AutoModelForSpeechSeq2Seq": "core.auto",
+    "AutoModelForAudioFrameClassification": "core.auto",
+    "AutoModelForAudioXVector": "core.auto",
     "AutoFeatureExtractor": "core.processing.audio",
     "AutoImageProcessor": "core.processing.image",
     "AutoProcessor": "core.processing.processor",

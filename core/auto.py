@@ -94,3 +94,13 @@ class AutoModelForSpeechSeq2Seq(_AutoModel):
     """Speech encoder-decoders (Whisper): log-mel `input_features` in, `.generate(input_features=...,
     language=..., task=...)` (core.generation.seq2seq.Seq2SeqLMModel → core.generation.whisper)."""
     task = "seq2seq-lm"
+
+
+class AutoModelForAudioFrameClassification(_AutoModel):
+    """Speech encoders with a per-frame classifier (Wav2Vec2, WavLM; e.g. speaker diarization)."""
+    task = "audio-frame-classification"
+
+
+class AutoModelForAudioXVector(_AutoModel):
+    """Speech encoders with an x-vector head (Wav2Vec2, WavLM): speaker `embeddings` + AMSoftmax."""
+    task = "audio-xvector"

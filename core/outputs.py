@@ -321,3 +321,18 @@ class ViTMAEForPreTrainingOutput(ModelOutput):
 
 
 ALL_OUTPUTS = ALL_OUTPUTS + (ViTMAEModelOutput, ViTMAEForPreTrainingOutput)
+
+
+# Speaker embeddings (Wav2Vec2 / WavLM x-vector heads).
+@dataclasses.dataclass
+class XVectorOutput(ModelOutput):
+    """transformers' XVectorOutput: `logits` (batch, xvector_output_dim) the classifier's output
+    (the AMSoftmax loss's input), `embeddings` (batch, xvector_output_dim) the x-vectors."""
+    loss: Optional[Any] = None
+    logits: Any = None
+    embeddings: Any = None
+    hidden_states: Optional[tuple] = None
+    attentions: Optional[tuple] = None
+
+
+ALL_OUTPUTS = ALL_OUTPUTS + (XVectorOutput,)

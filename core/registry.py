@@ -13,7 +13,7 @@ from typing import Mapping
 TASKS = ("base", "masked-lm", "sequence-classification", "token-classification",
          "question-answering", "multiple-choice", "pretraining", "causal-lm", "seq2seq-lm",
          "encoder", "image-classification", "image-classification-with-teacher", "masked-image-modeling",
-         "text-encoder", "vision-encoder", "ctc")
+         "text-encoder", "vision-encoder", "ctc", "audio-frame-classification", "audio-xvector")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -288,20 +288,24 @@ FAMILIES.update({
 
 
 
-def _wav2vec2_like(model_type: str, config: str, prefix: str, hf: str) -> Family:
-    """Wav2Vec2 / HuBERT / WavLM (core/models/wav2vec2): one module set, per-type configs."""
+def _wav2vec2_like(model_type: str, config: str, prefix: str, hf: str, frame_and_xvector: bool = False) -> Family:
+    """Wav2Vec2 / HuBERT / WavLM (core/models/wav2vec2): one module set, per-type configs;
+    `frame_and_xvector` adds the audio-frame-classification and x-vector heads (not HuBERT's)."""
+    heads = {"base": ("Wav2Vec2Module", f"{hf}Model"),
+             "ctc": ("Wav2Vec2ForCTC", f"{hf}ForCTC"),
+             "sequence-classification": ("Wav2Vec2ForSequenceClassification", f"{hf}ForSequenceClassification")}
+    if frame_and_xvector:
+        heads["audio-frame-classification"] = ("Wav2Vec2ForAudioFrameClassification",
+                                               f"{hf}ForAudioFrameClassification")
+        heads["audio-xvector"] = ("Wav2Vec2ForXVector", f"{hf}ForXVector")
     return Family(model_type, f"core.models.wav2vec2.config:{config}", "core.models.wav2vec2.modeling",
-                  "core.models.wav2vec2.params", prefix, {
-                      "base": ("Wav2Vec2Module", f"{hf}Model"),
-                      "ctc": ("Wav2Vec2ForCTC", f"{hf}ForCTC"),
-                      "sequence-classification": ("Wav2Vec2ForSequenceClassification",
-                                                  f"{hf}ForSequenceClassification")})
+                  "core.models.wav2vec2.params", prefix, heads)
 
 
 FAMILIES.update({
-    "wav2vec2": _wav2vec2_like("wav2vec2", "Wav2Vec2Config", "wav2vec2", "Wav2Vec2"),
+    "wav2vec2": _wav2vec2_like("wav2vec2", "Wav2Vec2Config", "wav2vec2", "Wav2Vec2", frame_and_xvector=True),
     "hubert": _wav2vec2_like("hubert", "HubertConfig", "hubert", "Hubert"),
-    "wavlm": _wav2vec2_like("wavlm", "WavLMConfig", "wavlm", "WavLM"),
+    "wavlm": _wav2vec2_like("wavlm", "WavLMConfig", "wavlm", "WavLM", frame_and_xvector=True),
 })
 
 FAMILIES["whisper"] = Family("whisper", "core.models.whisper.config:WhisperConfig", "core.models.whisper.modeling",

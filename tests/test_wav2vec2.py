@@ -2,7 +2,9 @@
 feature-encoder norms, post-norm and stable-layer-norm encoders, HuBERT's BatchNorm position
 conv and LayerNorm-free projection, WavLM's gated relative position bias with few enough
 buckets that the log-spaced ones are used), a padded batch of raw audio, CTC and classification
-losses, loading/saving and config checks. Also the adapter the port tests use (TINY, CASES,
+losses, Wav2Vec2's and WavLM's audio-frame-classification (multi-hot frame labels) and x-vector
+heads (dilated TDNN layers, statistics pooling over the valid frames, AMSoftmax loss),
+loading/saving and config checks. Also the adapter the port tests use (TINY, CASES,
 build_reference, task_inputs, OUTPUT_FIELDS).
 """
 import json
@@ -32,7 +34,11 @@ OURS = {"wav2vec2": Wav2Vec2Config, "hubert": HubertConfig, "wavlm": WavLMConfig
 WAVLM_BUCKETS = {"num_buckets": 12, "max_bucket_distance": 20}
 OUTPUT_FIELDS = {
     "base": ("last_hidden_state", "extract_features", "hidden_states", "attentions"),
+    "audio-xvector": ("loss", "logits", "embeddings", "hidden_states", "attentions"),
 }
+# Odd TDNN widths; dilations make the real output length (32 - 2 - 2 = 28 frames) shorter than
+# transformers' dilation-free pooled length (32 - 3 = 29), which is then cut at 28.
+XVECTOR = {"tdnn_dim": [5, 7, 3], "tdnn_kernel": [3, 2, 1], "tdnn_dilation": [1, 2, 3], "xvector_output_dim": 9}
 DEFAULT_FIELDS = ("loss", "logits", "hidden_states", "attentions")
 SAMPLES = 200
 
@@ -69,8 +75,16 @@ def task_inputs(task, config_kwargs, seed=0):
         ids[1, 4:] = -100
         ids[2, 2:] = -100
         labels["labels"] = ids
-    elif task == "sequence-classification":
+    elif task in ("sequence-classification", "audio-xvector"):
         labels["labels"] = rng.integers(0, config_kwargs.get("num_labels", 2), size=(3,))
+    elif task == "audio-frame-classification":
+        # Multi-hot (batch, frames, num_labels), padded frames included as transformers takes
+        # them; ties (and all-zero frames) pick the first maximal label.
+        frames = SAMPLES
+        for kernel, stride in zip(config_kwargs["conv_kernel"], config_kwargs["conv_stride"]):
+            frames = (frames - kernel) // stride + 1
+        num_labels = config_kwargs.get("num_labels", 2)
+        labels["labels"] = (rng.random((3, frames, num_labels)) < 0.4).astype(np.float32)
     return inputs, labels
 
 
@@ -89,6 +103,12 @@ CASES = [
     ("wavlm", "ctc", {**WAVLM_BUCKETS, "do_stable_layer_norm": True, "feat_extract_norm": "layer",
                       "num_attention_heads": 4}),
     ("wavlm", "sequence-classification", {**WAVLM_BUCKETS, "num_labels": 3, "use_weighted_layer_sum": True}),
+    # The two heads share one module set across model types (only the backbone's name differs): one
+    # parity case each (a compile is ~6 s), crossed over model types and layer-sum settings; the
+    # other two (model type, head) pairs are checked by the save/load round trip below.
+    ("wav2vec2", "audio-frame-classification", {"num_labels": 3, "use_weighted_layer_sum": True,
+                                                "do_stable_layer_norm": True, "feat_extract_norm": "layer"}),
+    ("wavlm", "audio-xvector", {**WAVLM_BUCKETS, **XVECTOR, "num_labels": 4}),
 ]
 
 
@@ -146,7 +166,10 @@ def test_ctc_loss_matches_torch(reduction, zero_infinity):
 def test_saved_folder_round_trips_bit_identically_and_loads_in_transformers(tmp_path):
     for model_type, task, overrides in (("wav2vec2", "ctc", {}),
                                         ("hubert", "sequence-classification", {"conv_pos_batch_norm": True}),
-                                        ("wavlm", "ctc", WAVLM_BUCKETS)):
+                                        ("wavlm", "ctc", WAVLM_BUCKETS),
+                                        ("wav2vec2", "audio-xvector", {**XVECTOR, "num_labels": 3,
+                                                                       "use_weighted_layer_sum": True}),
+                                        ("wavlm", "audio-frame-classification", {**WAVLM_BUCKETS, "num_labels": 5})):
         reference, folder = build_reference(model_type, task, tmp_path, **overrides)
         ours = PretrainedModel.from_pretrained(folder, task=task)
         out = tmp_path / f"rosetta-{model_type}"
@@ -192,3 +215,19 @@ def test_bad_configs_are_rejected():
         WavLMConfig(num_buckets=12, max_bucket_distance=3)
     with pytest.raises(ConfigError, match="add_adapter"):
         WavLMConfig(add_adapter=True)
+    with pytest.raises(ConfigError, match="tdnn_dim"):
+        Wav2Vec2Config(tdnn_dim=(5, 7), tdnn_kernel=(3, 2, 1), tdnn_dilation=(1, 2, 3))
+    with pytest.raises(ConfigError, match="tdnn_dilation"):
+        WavLMConfig(tdnn_dim=(5,), tdnn_kernel=(3,), tdnn_dilation=(0,))
+
+
+def test_xvector_and_frame_heads_only_for_wav2vec2_and_wavlm():
+    """transformers has no HuBERT frame-classification or x-vector head: neither has Rosetta."""
+    for model_type in ("wav2vec2", "wavlm"):
+        for task in ("audio-frame-classification", "audio-xvector"):
+            assert hf_class(model_type, task).__name__.endswith(("ForAudioFrameClassification", "ForXVector"))
+    for task in ("audio-frame-classification", "audio-xvector"):
+        with pytest.raises(ValueError, match=task):
+            registry.family("hubert").check_task(task)
+    assert not hasattr(transformers, "HubertForXVector")
+    assert not hasattr(transformers, "HubertForAudioFrameClassification")

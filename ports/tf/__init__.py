@@ -22,7 +22,8 @@ from ports.tf.runtime.module import Module, port_module
 __all__ = ["AutoConfig", "AutoModel", "AutoModelForMaskedLM", "AutoModelForSequenceClassification",
            "AutoModelForTokenClassification", "AutoModelForQuestionAnswering", "AutoModelForMultipleChoice",
            "AutoModelForPreTraining", "AutoModelForCausalLM", "AutoModelForImageClassification",
-           "AutoModelForMaskedImageModeling", "AutoModelForCTC", "AutoModelForAudioClassification", "AutoModelForSpeechSeq2Seq", "AutoModelForSeq2SeqLM", "Module", "model_class"]
+           "AutoModelForMaskedImageModeling", "AutoModelForCTC", "AutoModelForAudioFrameClassification", "AutoModelForAudioXVector",
+           "AutoModelForAudioClassification", "AutoModelForSpeechSeq2Seq", "AutoModelForSeq2SeqLM", "Module", "model_class"]
 
 
 def model_class(model_type: str, task: str) -> type:
@@ -107,6 +108,14 @@ class AutoModelForMaskedImageModeling(_AutoModel):
 
 class AutoModelForCTC(_AutoModel):
     task = "ctc"
+
+
+class AutoModelForAudioFrameClassification(_AutoModel):
+    task = "audio-frame-classification"
+
+
+class AutoModelForAudioXVector(_AutoModel):
+    task = "audio-xvector"
 
 
 class AutoModelForAudioClassification(_AutoModel):

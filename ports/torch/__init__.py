@@ -25,7 +25,8 @@ from ports.torch.pipelines import pipeline
 __all__ = ["AutoConfig", "AutoModel", "AutoModelForMaskedLM", "AutoModelForSequenceClassification",
            "AutoModelForTokenClassification", "AutoModelForQuestionAnswering", "AutoModelForMultipleChoice",
            "AutoModelForPreTraining", "AutoModelForCausalLM", "AutoModelForSeq2SeqLM", "AutoModelForImageClassification",
-           "AutoModelForMaskedImageModeling", "AutoModelForCTC", "AutoModelForAudioClassification", "AutoModelForSpeechSeq2Seq", "Module", "model_class", "pipeline"]
+           "AutoModelForMaskedImageModeling", "AutoModelForCTC", "AutoModelForAudioFrameClassification", "AutoModelForAudioXVector",
+           "AutoModelForAudioClassification", "AutoModelForSpeechSeq2Seq", "Module", "model_class", "pipeline"]
 
 
 def model_class(model_type: str, task: str) -> type:
@@ -110,6 +111,14 @@ class AutoModelForMaskedImageModeling(_AutoModel):
 
 class AutoModelForCTC(_AutoModel):
     task = "ctc"
+
+
+class AutoModelForAudioFrameClassification(_AutoModel):
+    task = "audio-frame-classification"
+
+
+class AutoModelForAudioXVector(_AutoModel):
+    task = "audio-xvector"
 
 
 class AutoModelForAudioClassification(_AutoModel):

@@ -2,9 +2,11 @@
 without JAX.
 
 Fields and defaults as `transformers` v5's Wav2Vec2Config, HubertConfig and WavLMConfig (the
-quantizer, x-vector and adapter keys are kept so that config.json round-trips; Rosetta runs
-the encoder, CTC and sequence-classification heads, and refuses adapters). `output_hidden_size`
-(transformers fills it from hidden_size; it only matters with adapters) stays in `extra`.
+quantizer and adapter keys are kept so that config.json round-trips; Rosetta runs the encoder,
+CTC, sequence-classification, audio-frame-classification and x-vector heads (the last two and
+the `tdnn_*` / `xvector_output_dim` keys: Wav2Vec2 and WavLM only, as in transformers), and
+refuses adapters). `output_hidden_size` (transformers fills it from hidden_size; it only
+matters with adapters) stays in `extra`.
 """
 from __future__ import annotations
 
@@ -90,6 +92,18 @@ class SpeechEncoderConfig(PretrainedConfig):
         if self.extra.get("adapter_attn_dim") is not None or getattr(self, "adapter_attn_dim", None) is not None:
             self.fail("adapter_attn_dim", getattr(self, "adapter_attn_dim", self.extra.get("adapter_attn_dim")),
                       "null (Rosetta has no per-language attention adapters)")
+        if hasattr(self, "tdnn_dim"):                  # the x-vector head (Wav2Vec2, WavLM)
+            self.validate_xvector()
+
+    def validate_xvector(self):
+        if not self.tdnn_dim or not (len(self.tdnn_dim) == len(self.tdnn_kernel) == len(self.tdnn_dilation)):
+            self.fail("tdnn_dim", self.tdnn_dim, f"as many TDNN layers as tdnn_kernel={self.tdnn_kernel} and "
+                                                 f"tdnn_dilation={self.tdnn_dilation} (at least one)")
+        for key in ("tdnn_dim", "tdnn_kernel", "tdnn_dilation"):
+            if min(getattr(self, key)) < 1:
+                self.fail(key, getattr(self, key), "positive entries")
+        if self.xvector_output_dim < 1:
+            self.fail("xvector_output_dim", self.xvector_output_dim, "a positive int")
 
     @property
     def head_dim(self) -> int:

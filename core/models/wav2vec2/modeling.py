@@ -1,7 +1,8 @@
 """Wav2Vec2, HuBERT and WavLM: a 1-D convolutional feature encoder over raw audio, a feature
 projection, a convolutional relative position embedding, a Transformer encoder (post-norm, or
-pre-norm with a final LayerNorm: `do_stable_layer_norm`), and the CTC and sequence-
-classification heads, in the portable Flax subset.
+pre-norm with a final LayerNorm: `do_stable_layer_norm`), and the CTC, sequence-classification,
+audio-frame-classification and x-vector (TDNN + statistics pooling + AMSoftmax) heads, in the
+portable Flax subset.
 
 WavLM adds a gated relative position bias: bidirectional T5-style buckets of (key - query)
 offsets look up a (heads,) vector in a table that transformers keeps in the first layer's
@@ -513,9 +514,7 @@ class Wav2Vec2ForSequenceClassification(nn.Module):
         base = self.base(input_values, attention_mask, deterministic, output_attentions,
                          output_hidden_states or weighted)
         if weighted:
-            stacked = jnp.stack(base.hidden_states, axis=1)
-            norm_weights = jax.nn.softmax(jnp.asarray(self.layer_weights, self.dtype), axis=-1)
-            hidden = jnp.sum(stacked * jnp.reshape(norm_weights, (1, -1, 1, 1)), axis=1)
+            hidden = weighted_layer_sum(base.hidden_states, self.layer_weights, self.dtype)
         else:
             hidden = base.last_hidden_state
         hidden = self.projector(hidden)
@@ -534,3 +533,194 @@ class Wav2Vec2ForSequenceClassification(nn.Module):
         all_hidden = base.hidden_states if output_hidden_states else None
         return outputs.SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=all_hidden,
                                                 attentions=base.attentions)
+
+
+def weighted_layer_sum(hidden_states, layer_weights, dtype):
+    """Σ_l softmax(layer_weights)_l · hidden_states[l] over every layer's (batch, frames, hidden)
+    states (the embeddings' included): `use_weighted_layer_sum`."""
+    stacked = jnp.stack(hidden_states, axis=1)
+    norm_weights = jax.nn.softmax(jnp.asarray(layer_weights, dtype), axis=-1)
+    return jnp.sum(stacked * jnp.reshape(norm_weights, (1, -1, 1, 1)), axis=1)
+
+
+def first_max_index(x):
+    """argmax over the last axis, the first of equal maxima (torch's and JAX's tie rule)."""
+    is_max = jnp.equal(x, jnp.max(x, axis=-1, keepdims=True))
+    first = jnp.logical_and(is_max, jnp.equal(jnp.cumsum(jnp.asarray(is_max, jnp.int32), axis=-1), 1))
+    positions = jnp.arange(jnp.shape(x)[-1])
+    return jnp.sum(jnp.where(first, positions, jnp.zeros_like(positions)), axis=-1)
+
+
+def l2_normalize(x, axis: int):
+    """torch's F.normalize: x / max(‖x‖₂, 1e-12) along `axis`."""
+    norm = jnp.power(jnp.sum(jnp.square(x), axis=axis, keepdims=True), 0.5)
+    return x / jnp.maximum(norm, 1e-12)
+
+
+def am_softmax_loss(embeddings, weight, labels, scale: float = 30.0, margin: float = 0.4):
+    """transformers' AMSoftmaxLoss: cosines between the normalized embeddings (rows) and the
+    normalized class vectors (columns of `weight` (dim, num_labels)), the margin subtracted at
+    the label, times `scale`, then mean cross-entropy."""
+    cos_theta = jnp.dot(l2_normalize(embeddings, 1), l2_normalize(weight, 0))
+    flat_labels = jnp.reshape(labels, (-1,))
+    onehot = jnp.equal(jnp.expand_dims(flat_labels, -1), jnp.expand_dims(jnp.arange(jnp.shape(weight)[1]), 0))
+    logits = scale * jnp.where(onehot, cos_theta - margin, cos_theta)
+    return losses.cross_entropy(logits, flat_labels)
+
+
+class Wav2Vec2ForAudioFrameClassification(nn.Module):
+    """classifier over every frame (optionally on the weighted layer sum); with labels
+    (batch, frames, num_labels) (one- or multi-hot), cross-entropy against each frame's first
+    maximal label over all frames, padded ones included (transformers ignores the mask here)."""
+    config: SpeechEncoderConfig
+    dtype: jnp.dtype = jnp.float32
+    param_dtype: jnp.dtype = jnp.float32
+    remat: bool = False
+
+    def setup(self):
+        c = self.config
+        if c.model_type == "hubert":
+            self.hubert = Wav2Vec2Module(c, self.dtype, self.param_dtype, self.remat)
+        elif c.model_type == "wavlm":
+            self.wavlm = Wav2Vec2Module(c, self.dtype, self.param_dtype, self.remat)
+        else:
+            self.wav2vec2 = Wav2Vec2Module(c, self.dtype, self.param_dtype, self.remat)
+        if c.use_weighted_layer_sum:
+            self.layer_weights = self.param("layer_weights", P.ones_init(), (c.num_hidden_layers + 1,),
+                                            self.param_dtype)
+        self.classifier = P.Dense(c.num_labels, c.hidden_size, True, c.initializer_range, self.dtype,
+                                  self.param_dtype)
+
+    def base(self, input_values, attention_mask, deterministic: bool, output_attentions: bool,
+             output_hidden_states: bool):
+        if self.config.model_type == "hubert":
+            return self.hubert(input_values, attention_mask, deterministic, output_attentions, output_hidden_states)
+        if self.config.model_type == "wavlm":
+            return self.wavlm(input_values, attention_mask, deterministic, output_attentions, output_hidden_states)
+        return self.wav2vec2(input_values, attention_mask, deterministic, output_attentions, output_hidden_states)
+
+    def __call__(self, input_values, attention_mask=None, labels=None, deterministic: bool = True,
+                 output_attentions: bool = False, output_hidden_states: bool = False):
+        c = self.config
+        weighted = c.use_weighted_layer_sum
+        base = self.base(input_values, attention_mask, deterministic, output_attentions,
+                         output_hidden_states or weighted)
+        if weighted:
+            hidden = weighted_layer_sum(base.hidden_states, self.layer_weights, self.dtype)
+        else:
+            hidden = base.last_hidden_state
+        logits = self.classifier(hidden)
+        loss = None
+        if labels is not None:
+            targets = first_max_index(jnp.reshape(labels, (-1, c.num_labels)))
+            loss = losses.cross_entropy(jnp.reshape(logits, (-1, c.num_labels)), targets)
+        all_hidden = base.hidden_states if output_hidden_states else None
+        return outputs.TokenClassifierOutput(loss=loss, logits=logits, hidden_states=all_hidden,
+                                             attentions=base.attentions)
+
+
+class TDNNLayer(nn.Module):
+    """transformers' TDNNLayer: a dilated 1-D conv without padding, then ReLU, its weight kept as
+    an nn.Linear `kernel` (in·k → out, input index j·in + c for tap j and channel c); here the k
+    dilated taps are concatenated along the channels and go through that Dense."""
+    config: SpeechEncoderConfig
+    layer_id: int = 0
+    dtype: jnp.dtype = jnp.float32
+    param_dtype: jnp.dtype = jnp.float32
+
+    def setup(self):
+        c = self.config
+        in_dim = c.tdnn_dim[self.layer_id - 1] if self.layer_id > 0 else c.tdnn_dim[0]
+        self.kernel = P.Dense(c.tdnn_dim[self.layer_id], in_dim * c.tdnn_kernel[self.layer_id], True,
+                              c.initializer_range, self.dtype, self.param_dtype)
+
+    def __call__(self, hidden):
+        c = self.config
+        taps = c.tdnn_kernel[self.layer_id]
+        dilation = c.tdnn_dilation[self.layer_id]
+        # Too few frames give no output frame (an empty axis; transformers' conv1d would raise).
+        steps = max(jnp.shape(hidden)[1] - dilation * (taps - 1), 0)
+        stacked = jnp.concatenate([hidden[:, j * dilation:j * dilation + steps] for j in range(taps)], axis=-1)
+        return P.act(self.kernel(stacked), "relu")
+
+
+class Wav2Vec2ForXVector(nn.Module):
+    """projector → TDNN layers → statistics pooling (mean and unbiased std over each example's
+    frames) → feature_extractor (the x-vector `embeddings`) → classifier (`logits`, of size
+    xvector_output_dim); the AMSoftmax loss (`objective`, (xvector_output_dim, num_labels),
+    scale 30, margin 0.4) with integer labels (batch,).
+
+    The pooled length of an example is transformers': its frame count minus Σ(kernel - 1), the
+    dilations left out, then cut as torch slices `[:length]` with the TDNN output's frame count
+    (at most that many; a negative length counts from the end)."""
+    config: SpeechEncoderConfig
+    dtype: jnp.dtype = jnp.float32
+    param_dtype: jnp.dtype = jnp.float32
+    remat: bool = False
+
+    def setup(self):
+        c = self.config
+        if c.model_type == "hubert":
+            self.hubert = Wav2Vec2Module(c, self.dtype, self.param_dtype, self.remat)
+        elif c.model_type == "wavlm":
+            self.wavlm = Wav2Vec2Module(c, self.dtype, self.param_dtype, self.remat)
+        else:
+            self.wav2vec2 = Wav2Vec2Module(c, self.dtype, self.param_dtype, self.remat)
+        if c.use_weighted_layer_sum:
+            self.layer_weights = self.param("layer_weights", P.ones_init(), (c.num_hidden_layers + 1,),
+                                            self.param_dtype)
+        self.projector = P.Dense(c.tdnn_dim[0], c.hidden_size, True, c.initializer_range, self.dtype,
+                                 self.param_dtype)
+        self.tdnn = [TDNNLayer(c, i, self.dtype, self.param_dtype) for i in range(len(c.tdnn_dim))]
+        self.feature_extractor = P.Dense(c.xvector_output_dim, 2 * c.tdnn_dim[-1], True, c.initializer_range,
+                                         self.dtype, self.param_dtype)
+        self.classifier = P.Dense(c.xvector_output_dim, c.xvector_output_dim, True, c.initializer_range,
+                                  self.dtype, self.param_dtype)
+        self.objective = self.param("objective", P.normal_init(1.0), (c.xvector_output_dim, c.num_labels),
+                                    self.param_dtype)
+
+    def base(self, input_values, attention_mask, deterministic: bool, output_attentions: bool,
+             output_hidden_states: bool):
+        if self.config.model_type == "hubert":
+            return self.hubert(input_values, attention_mask, deterministic, output_attentions, output_hidden_states)
+        if self.config.model_type == "wavlm":
+            return self.wavlm(input_values, attention_mask, deterministic, output_attentions, output_hidden_states)
+        return self.wav2vec2(input_values, attention_mask, deterministic, output_attentions, output_hidden_states)
+
+    def __call__(self, input_values, attention_mask=None, labels=None, deterministic: bool = True,
+                 output_attentions: bool = False, output_hidden_states: bool = False):
+        c = self.config
+        weighted = c.use_weighted_layer_sum
+        base = self.base(input_values, attention_mask, deterministic, output_attentions,
+                         output_hidden_states or weighted)
+        if weighted:
+            hidden = weighted_layer_sum(base.hidden_states, self.layer_weights, self.dtype)
+        else:
+            hidden = base.last_hidden_state
+        hidden = self.projector(hidden)
+        for layer in self.tdnn:
+            hidden = layer(hidden)
+        steps = jnp.shape(hidden)[1]
+        if attention_mask is None:
+            mean = jnp.mean(hidden, axis=1)
+            count = jnp.full((jnp.shape(hidden)[0], 1), steps, self.dtype)
+            valid = jnp.ones((jnp.shape(hidden)[0], steps), jnp.bool_)
+        else:
+            lengths = frame_lengths(c, jnp.sum(jnp.asarray(attention_mask, jnp.int32), axis=-1))
+            for kernel in c.tdnn_kernel:
+                lengths = lengths - (kernel - 1)
+            lengths = jnp.where(lengths < 0, jnp.maximum(lengths + steps, 0), jnp.minimum(lengths, steps))
+            valid = jnp.expand_dims(jnp.arange(steps), 0) < jnp.expand_dims(lengths, -1)
+            count = jnp.asarray(jnp.expand_dims(lengths, -1), self.dtype)
+            kept = jnp.where(jnp.expand_dims(valid, -1), hidden, jnp.zeros_like(hidden))
+            mean = jnp.sum(kept, axis=1) / count
+        deviation = jnp.where(jnp.expand_dims(valid, -1), hidden - jnp.expand_dims(mean, 1), jnp.zeros_like(hidden))
+        std = jnp.power(jnp.sum(jnp.square(deviation), axis=1) / (count - 1.0), 0.5)
+        embeddings = self.feature_extractor(jnp.concatenate([mean, std], axis=-1))
+        logits = self.classifier(embeddings)
+        loss = None
+        if labels is not None:
+            loss = am_softmax_loss(logits, jnp.asarray(self.objective, self.dtype), labels)
+        all_hidden = base.hidden_states if output_hidden_states else None
+        return outputs.XVectorOutput(loss=loss, logits=logits, embeddings=embeddings, hidden_states=all_hidden,
+                                     attentions=base.attentions)

@@ -11,7 +11,7 @@ relative position bias table lives in the first layer's attention in transformer
 from core.checkpoint.keymap import KeyMap, Rule, batch_norm, conv, dense, layer_norm, prefixed
 from core.models.wav2vec2.config import SpeechEncoderConfig
 
-TASKS = ("base", "ctc", "sequence-classification")
+TASKS = ("base", "ctc", "sequence-classification", "audio-frame-classification", "audio-xvector")
 
 
 def base_prefix(config: SpeechEncoderConfig) -> str:
@@ -67,8 +67,16 @@ def key_map(config: SpeechEncoderConfig, task: str) -> KeyMap:
         rules += dense("lm_head", "lm_head")
     elif task == "sequence-classification":
         rules += dense("projector", "projector") + dense("classifier", "classifier")
-        if config.use_weighted_layer_sum:
-            rules.append(Rule("layer_weights", "layer_weights"))
+    elif task == "audio-frame-classification" and config.model_type != "hubert":   # as transformers
+        rules += dense("classifier", "classifier")
+    elif task == "audio-xvector" and config.model_type != "hubert":
+        rules += dense("projector", "projector")
+        for i in range(len(config.tdnn_dim)):        # nn.Linear (out, in·k) ⇄ Dense (in·k, out)
+            rules += dense(f"tdnn.{i}.kernel", f"tdnn_{i}/kernel")
+        rules += dense("feature_extractor", "feature_extractor") + dense("classifier", "classifier")
+        rules.append(Rule("objective.weight", "objective"))
     else:
         raise ValueError(f"{config.model_type} has no task {task!r}")
+    if task != "ctc" and config.use_weighted_layer_sum:
+        rules.append(Rule("layer_weights", "layer_weights"))
     return KeyMap(rules, ignore)
