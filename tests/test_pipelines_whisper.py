@@ -147,8 +147,24 @@ def test_long_audio_in_chunks_matches_transformers(ours, reference):
     for kwargs in ({"chunk_length_s": 30}, {"chunk_length_s": 20, "stride_length_s": [2, 5]}):
         kwargs = {**kwargs, "num_beams": 1, "max_new_tokens": 10}
         assert ours(long, **kwargs) == reference(long, **kwargs), kwargs
-    with pytest.raises(PipelineError, match="chunk_length_s=30"):
-        ours(long)
+
+
+
+def test_timestamps_and_long_form_match_transformers(ours, reference):
+    """return_timestamps=True (segment chunks) on clips and on 40 s in chunks; 40 s without
+    chunk_length_s: Whisper's long-form generate (sequential 30 s windows), with and without timestamps."""
+    long = np.concatenate([tone(f, 7.0, a) for f, a in ((220, .5), (3000, .8), (1000, .1), (500, .3), (220, .5),
+                                                        (3000, .8))])[:40 * RATE]
+    kwargs = {"num_beams": 1, "max_new_tokens": 10}
+    starts = []
+    for inputs, extra in ((CLIPS, {}), (long, {"chunk_length_s": 30}), (long, {}),
+                          (long, {"return_timestamps": False})):
+        call = {"return_timestamps": True, **kwargs, **extra}
+        expected = reference(inputs, **call)
+        assert ours(inputs, **call) == expected, call
+        for answer in expected if isinstance(expected, list) else [expected]:
+            starts += [c["timestamp"][0] for c in answer.get("chunks", [])]
+    assert any(start is not None for start in starts), starts
 
 
 def test_bad_inputs_get_clear_errors(ours, folder, tmp_path):
@@ -160,15 +176,15 @@ def test_bad_inputs_get_clear_errors(ours, folder, tmp_path):
         ours(str(tmp_path / "missing.wav"))
     with pytest.raises(TypeError, match="numpy array"):
         ours(3.5)
-    with pytest.raises(PipelineError, match="return_timestamps"):
-        ours(CLIPS[0], return_timestamps=True)
+    with pytest.raises(PipelineError, match="return_timestamps='word'"):
+        ours(CLIPS[0], return_timestamps="word")
     with pytest.raises(PipelineError, match="longer than Whisper's 30 s window"):
         ours(CLIPS[0], chunk_length_s=40)
     with pytest.raises(PipelineError, match="Unsupported language"):
         ours(CLIPS[0], generate_kwargs={"language": "xx"})
     from ports.torch import pipeline as torch_pipeline
-    with pytest.raises(PipelineError, match="JAX backend only"):
-        torch_pipeline("automatic-speech-recognition", model=folder)
+    with pytest.raises(PipelineError, match="return_timestamps='word'"):      # the same checks in the torch port
+        torch_pipeline("automatic-speech-recognition", model=folder)(CLIPS[0], return_timestamps="word")
 
 
 def test_wav_file(ours, reference, tmp_path):

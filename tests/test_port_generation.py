@@ -125,3 +125,52 @@ def test_port_generate_refuses_a_seq2seq_model_without_a_head(tmp_path):
     _, folder = spec.build("bart", "base", {}, tmp_path)
     with pytest.raises(TypeError, match="AutoModelForSeq2SeqLM"):
         pt.AutoModel.from_pretrained(folder).generate(np.ones((1, 3), np.int64), max_new_tokens=2)
+
+
+# -- Whisper ----------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def whisper_folder(tmp_path_factory):
+    """tests/test_whisper.py's tiny multilingual Whisper (weights std 1: argmax varies) and its folder."""
+    import transformers
+    from tests.test_whisper import GENERATION_CONFIG, TINY
+    torch.manual_seed(0)
+    reference = transformers.WhisperForConditionalGeneration._from_config(
+        transformers.WhisperConfig(**TINY), attn_implementation="eager").eval()
+    parity.randomize_(reference, 0, std=1.0)
+    reference.generation_config = transformers.GenerationConfig(**GENERATION_CONFIG)
+    folder = tmp_path_factory.mktemp("port-whisper-generate")
+    reference.save_pretrained(folder)
+    return reference, folder
+
+
+def test_port_whisper_generate_is_token_identical_to_jax_and_transformers(whisper_folder):
+    """Both ports route `generate(input_features=...)` through `core.generation.whisper`: tests/test_whisper.py's
+    cases (4-token decoder prompt with language + task, language detection, beam 2 with a language per row; the
+    file's suppress / begin-suppress tokens always active) plus suppress_tokens banning greedy's favourite
+    tokens. Ports == transformers on every case, == the JAX model on the greedy ones (one compiled loop; JAX's
+    beam == transformers on this model and case is tests/test_whisper.py's)."""
+    from core import AutoModelForSpeechSeq2Seq
+    from tests.test_whisper import EOS, GENERATE_CASES, TINY, task_inputs
+    reference, folder = whisper_folder
+    features = task_inputs("base", TINY)[0]["input_features"]
+    jax_model = AutoModelForSpeechSeq2Seq.from_pretrained(folder)
+    port_models = {port: module.AutoModelForSpeechSeq2Seq.from_pretrained(folder) for port, module in PORTS.items()}
+    cases = {name: GENERATE_CASES[name] for name in ("greedy", "greedy-detect-language", "beam")}
+    with torch.no_grad():
+        plain = reference.generate(input_features=torch.tensor(features), **cases["greedy"]).numpy()
+    values, counts = np.unique(plain[plain != EOS], return_counts=True)
+    banned = [int(t) for t in values[np.argsort(-counts, kind="stable")[:2]]]
+    cases["greedy-suppress"] = dict(cases["greedy"], suppress_tokens=banned)
+    for name, kwargs in cases.items():
+        with torch.no_grad():
+            expected = reference.generate(input_features=torch.tensor(features), **kwargs).numpy()
+        if name.startswith("greedy"):
+            np.testing.assert_array_equal(jax_model.generate(input_features=features, **kwargs), expected, name)
+        for port, model in port_models.items():
+            got = model.generate(input_features=features, **kwargs)
+            assert got.dtype in (torch.int64, tf.int64), (port, got.dtype)
+            np.testing.assert_array_equal(np.asarray(got), expected, f"{port} {name}")
+    assert not np.isin(expected, banned).any() and not np.array_equal(expected, plain)
+    # the features positionally, as a torch tensor
+    np.testing.assert_array_equal(port_models["torch"].generate(torch.tensor(features), **cases["greedy"]).numpy(),
+                                  plain)

@@ -228,8 +228,33 @@ def test_audio_pipelines_match_jax(tmp_path_factory, record_property):
         (12,)]] + [tuple(lambda p=p: p(np.zeros((2, 300), np.float32)) for p in classify)])
 
 
+@pytest.fixture(scope="module")
+def whisper_folder(tmp_path_factory):
+    """tests/test_pipelines_whisper.py's tiny random Whisper folder (30 s window, tokenizer, generation config)."""
+    from tests.test_pipelines_whisper import _folder
+    return _folder(str(tmp_path_factory.mktemp("torch_whisper")))
+
+
+def test_whisper_asr_matches_jax(whisper_folder, record_property):
+    """Whisper speech recognition on the torch port (the port's Whisper generate through `TorchModel`): texts
+    identical to the JAX pipeline for a clip, a batch (torch batch_size=2: rows of 2 and 1; JAX one row at a
+    time, one compiled loop) and long audio in 30 s chunks."""
+    from tests.test_pipelines_whisper import CLIPS, tone
+    jax_asr = jax_pipeline("automatic-speech-recognition", model=whisper_folder)
+    torch_asr = torch_pipeline("automatic-speech-recognition", model=whisper_folder, batch_size=2)
+    assert isinstance(torch_asr.model, TorchModel)
+    long = np.concatenate([tone(f, 7.0, a) for f, a in ((220, .5), (3000, .8), (1000, .1), (500, .3), (4000, .5),
+                                                        (300, .2))])
+    options = {"num_beams": 1, "max_new_tokens": 8}
+    compare("automatic-speech-recognition (whisper)", (jax_asr, torch_asr),
+            [((CLIPS[0],), options), ((CLIPS,), options), ((long,), {**options, "chunk_length_s": 30})],
+            record_property)
+    assert len({r["text"] for r in torch_asr(CLIPS, **options)}) > 1
+    assert jax_asr.compile_count == 1 and torch_asr.compile_count == 2
+
+
 # -- no JAX ------------------------------------------------------------------------------------------------------
-def test_torch_path_imports_no_jax(text_folders, gen_folders, tmp_path_factory):
+def test_torch_path_imports_no_jax(text_folders, gen_folders, whisper_folder, tmp_path_factory):
     ctc, _ = audio_folders(str(tmp_path_factory.mktemp("torch_audio_nojax")))
     script = textwrap.dedent(f"""
         import sys
@@ -242,6 +267,8 @@ def test_torch_path_imports_no_jax(text_folders, gen_folders, tmp_path_factory):
         print(pipeline("summarization", model={str(gen_folders["bart"])!r})("hello", max_new_tokens=3))
         print(pipeline("image-classification", model={str(gen_folders["vit"])!r})(np.zeros((16, 16, 3), np.uint8)))
         print(pipeline("automatic-speech-recognition", model={str(ctc)!r})(np.ones(800, np.float32)))
+        print(pipeline("automatic-speech-recognition", model={str(whisper_folder)!r})(np.ones(8000, np.float32),
+                                                                                    num_beams=1, max_new_tokens=3))
         jax = [m for m in sys.modules if m == 'jax' or m.startswith(('jax.', 'flax', 'jaxlib'))]
         assert not jax, jax
         print("NO-JAX-OK")

@@ -269,7 +269,7 @@ GENERATE_CASES = {
     "greedy": dict(language="en", task="transcribe", max_new_tokens=9),
     "greedy-eos": dict(language="<|fr|>", max_new_tokens=9, eos_token_id=11),   # rows end early (11 is common)
     "greedy-detect-language": dict(task="transcribe", max_new_tokens=9),
-    "beam": dict(language=["en", "fr", "de"], task="translate", num_beams=2),   # max_length from the file
+    "beam": dict(language=["english", "fr", "<|de|>"], task="translate", num_beams=2),   # max_length from the file
 }
 
 
@@ -288,9 +288,125 @@ def test_generate_is_token_identical_to_transformers(generation_pair, name):
 def test_generate_rejects_what_it_does_not_implement(generation_pair):
     _, ours = generation_pair
     features = task_inputs("base", TINY)[0]["input_features"]
-    with pytest.raises(NotImplementedError, match="return_timestamps"):
-        ours.generate(input_features=features, return_timestamps=True)
-    with pytest.raises(NotImplementedError, match="long-form"):
-        ours.generate(input_features=np.concatenate([features, features], axis=-1))
+    with pytest.raises(NotImplementedError, match="prompt_ids"):
+        ours.generate(input_features=features, prompt_ids=np.array([3, 4]))
+    with pytest.raises(NotImplementedError, match="temperature fallback"):
+        ours.generate(input_features=features, temperature=(0.0, 0.2))
+    with pytest.raises(NotImplementedError, match="condition_on_prev_tokens"):
+        ours.generate(input_features=features, condition_on_prev_tokens=True)
+    long = np.concatenate([features, features], axis=-1)
+    with pytest.raises(ValueError, match="attention_mask"):
+        ours.generate(input_features=long)
+    with pytest.raises(ValueError, match="return_timestamps=True"):
+        ours.generate(input_features=long[:1], return_timestamps=False)
     with pytest.raises(ValueError, match="Unsupported language"):
         ours.generate(input_features=features, language="xx")
+
+
+# -- timestamps ---------------------------------------------------------------------------------------
+
+def _timestamp_cases(seed=0):
+    """Decoder buffers (rows, 10) with a 3-token prompt: hand-built rows (pairs, a single timestamp,
+    decreasing and repeated timestamps, text only) and random mixes of text and timestamp tokens
+    (vocab 80: text < 50 = eos, <|notimestamps|> 60, timestamps from 61)."""
+    rng = np.random.default_rng(seed)
+    hand = [[61, 5, 7, 63, 63, 9, 12], [62, 3, 64, 8, 65, 66, 4], [5, 6, 7, 8, 9, 10, 11],
+            [61, 61, 70, 2, 66, 4, 75], [64, 1, 62, 2, 79, 79, 3]]
+    rand = np.where(rng.random((11, 7)) < 0.5, rng.integers(61, 80, (11, 7)), rng.integers(0, 50, (11, 7)))
+    generated = np.concatenate([np.asarray(hand), rand])
+    prompt = np.tile([SOT, EN, TRANSCRIBE], (len(generated), 1))
+    sequences = np.concatenate([prompt, generated], axis=1)
+    scores = rng.normal(size=(len(generated), 80)).astype(np.float32) * 2
+    scores[::2, 61:] += 2.5                        # timestamps likely: the logprob rule fires on these rows
+    scores[1::4, 61:] -= 4.0                       # text likely
+    return sequences, scores
+
+
+@pytest.mark.parametrize("max_initial", [None, 3])
+def test_timestamp_processor_matches_transformers(max_initial):
+    """The JAX processor and its numpy twin vs WhisperTimeStampLogitsProcessor at every length."""
+    import jax.numpy as jnp
+    from transformers.generation.logits_process import WhisperTimeStampLogitsProcessor
+    from core.generation import host, processors
+    sequences, scores = _timestamp_cases()
+    config = transformers.GenerationConfig(no_timestamps_token_id=NO_TIMESTAMPS, eos_token_id=EOS,
+                                           max_initial_timestamp_index=max_initial)
+    reference = WhisperTimeStampLogitsProcessor(config, begin_index=3)
+    jitted = jax.jit(processors.whisper_timestamps)
+    banned_text = banned_timestamps = 0
+    for cur_len in range(3, sequences.shape[1] + 1):
+        step_scores = scores + cur_len
+        expected = reference(torch.tensor(sequences[:, :cur_len]), torch.tensor(step_scores)).numpy()
+        got = np.asarray(jitted(jnp.asarray(step_scores), jnp.asarray(sequences), cur_len, 3, NO_TIMESTAMPS + 1,
+                                NO_TIMESTAMPS, EOS, 2 ** 30 if max_initial is None else max_initial))
+        np.testing.assert_array_equal(got, expected, err_msg=f"jax, cur_len {cur_len}")
+        twin = host.whisper_timestamps(step_scores, sequences, cur_len, 3, NO_TIMESTAMPS + 1, NO_TIMESTAMPS, EOS,
+                                       max_initial)
+        np.testing.assert_array_equal(twin, expected, err_msg=f"numpy, cur_len {cur_len}")
+        banned_text += int(np.isinf(expected[:, :EOS]).all(axis=1).sum())
+        banned_timestamps += int(np.isinf(expected[:, 61:]).any(axis=1).sum())
+    assert banned_text > 20 and banned_timestamps > 20, (banned_text, banned_timestamps)
+
+
+TIMESTAMP_TINY = {**TINY, "vocab_size": 80}          # timestamps 61..79 after <|notimestamps|> 60
+TIMESTAMP_CASES = {
+    "short": dict(features=(12, 12, 12), language="en", max_new_tokens=12),
+    "short-initial-max": dict(features=(12, 12, 12), language="fr", max_new_tokens=12, max_initial_timestamp_index=2),
+    "long": dict(features=(70, 45, 30), language="en", max_new_tokens=12),
+    "long-detect-language": dict(features=(70, 45, 30), task="transcribe", max_new_tokens=12),
+}
+
+
+@pytest.fixture(scope="module")
+def timestamp_pair(tmp_path_factory):
+    """A tiny random Whisper with 19 timestamp tokens (std 1 weights: they get predicted)."""
+    from core import AutoModelForSpeechSeq2Seq
+    config = transformers.WhisperConfig(**TIMESTAMP_TINY)
+    torch.manual_seed(0)
+    reference = transformers.WhisperForConditionalGeneration._from_config(config, attn_implementation="eager").eval()
+    parity.randomize_(reference, 1, std=1.0)
+    reference.generation_config = transformers.GenerationConfig(**GENERATION_CONFIG)
+    folder = tmp_path_factory.mktemp("whisper-timestamps")
+    reference.save_pretrained(folder)
+    return reference, AutoModelForSpeechSeq2Seq.from_pretrained(folder)
+
+
+def _timestamp_inputs(lengths, seed=3):
+    """Random log-mel rows of `lengths` frames, right-padded (with -0.6) to the longest, and their mask."""
+    rng = np.random.default_rng(seed)
+    frames = max(lengths)
+    features = rng.normal(size=(len(lengths), TIMESTAMP_TINY["num_mel_bins"], frames)).astype(np.float32)
+    mask = (np.arange(frames)[None, :] < np.asarray(lengths)[:, None]).astype(np.int64)
+    return np.where(mask[:, None, :] == 1, features, np.float32(-0.6)), mask
+
+
+@pytest.mark.parametrize("name", list(TIMESTAMP_CASES))
+def test_generate_timestamps_is_token_identical_to_transformers(timestamp_pair, name):
+    """return_timestamps=True, short-form (the seek loop goes on after an unfinished window) and
+    long-form (70 / 45 / 30 frames in 12-frame windows, one seek pointer per row): the sequences
+    and the segments (start, end, tokens) equal transformers'; timestamp tokens are predicted."""
+    reference, ours = timestamp_pair
+    kwargs = dict(TIMESTAMP_CASES[name])
+    features, mask = _timestamp_inputs(kwargs.pop("features"))
+    theirs_config = ours_config = None
+    if "max_initial_timestamp_index" in kwargs:       # a generation_config key, not a generate argument
+        from core.generation.config import GenerationConfig
+        settings = {"max_initial_timestamp_index": kwargs.pop("max_initial_timestamp_index")}
+        theirs_config = transformers.GenerationConfig(**GENERATION_CONFIG, **settings)
+        ours_config = GenerationConfig.from_dict(settings)
+    with torch.no_grad():
+        expected = reference.generate(input_features=torch.tensor(features), attention_mask=torch.tensor(mask),
+                                      return_timestamps=True, return_segments=True, generation_config=theirs_config,
+                                      **kwargs)
+    got = ours.generate(input_features=features, attention_mask=mask, return_timestamps=True, return_segments=True,
+                        generation_config=ours_config, **kwargs)
+    np.testing.assert_array_equal(got["sequences"], expected["sequences"].numpy())
+    assert (got["sequences"] > NO_TIMESTAMPS).sum() >= 5
+    print(name, "timestamp tokens:", int((got["sequences"] > NO_TIMESTAMPS).sum()), "segments:",
+          [len(r) for r in got["segments"]])
+    for row, reference_row in zip(got["segments"], expected["segments"]):
+        assert len(row) == len(reference_row)
+        for segment, reference_segment in zip(row, reference_row):
+            assert segment["start"] == pytest.approx(float(reference_segment["start"]))
+            assert segment["end"] == pytest.approx(float(reference_segment["end"]))
+            np.testing.assert_array_equal(segment["tokens"], reference_segment["tokens"].numpy())

@@ -158,6 +158,44 @@ def process(request: Request, scores, sequences, cur_len: int, warp: bool, min_t
             kth = -np.sort(-probs, axis=-1)[:, min(min_tokens_to_keep, scores.shape[-1]) - 1:][:, :1]
             remove = (probs < cfg.min_p * probs.max(axis=-1, keepdims=True)) & (probs < kth)
             scores = np.where(remove, -np.inf, scores)
+    timestamps = cfg.extra.get("_whisper_timestamps")
+    if timestamps:
+        # Whisper passes it as a custom processor: transformers runs it after its own (warpers included).
+        scores = whisper_timestamps(scores, sequences, cur_len, request.ids.shape[1], **timestamps)
+    return scores
+
+
+def whisper_timestamps(scores, sequences, cur_len: int, begin_index: int, timestamp_begin: int,
+                       no_timestamps_token_id: int, eos_token_id: int, max_initial_timestamp_index=None):
+    """WhisperTimeStampLogitsProcessor (numpy twin of `processors.whisper_timestamps`) on
+    `sequences[:, begin_index:cur_len]`, the tokens generated after the decoder prompt."""
+    scores = np.array(scores, np.float32)
+    scores[:, no_timestamps_token_id] = -np.inf
+    for k in range(scores.shape[0]):
+        seq = sequences[k, begin_index:cur_len].tolist()
+        last_was = len(seq) >= 1 and seq[-1] >= timestamp_begin
+        penultimate_was = len(seq) < 2 or seq[-2] >= timestamp_begin
+        if last_was:
+            if penultimate_was:
+                scores[k, timestamp_begin:] = -np.inf
+            else:
+                scores[k, :eos_token_id] = -np.inf
+        seen = [t for t in seq if t >= timestamp_begin]
+        timestamp_last = timestamp_begin
+        if seen:
+            timestamp_last = seen[-1] if last_was and not penultimate_was else seen[-1] + 1
+        scores[k, timestamp_begin:max(timestamp_last, timestamp_begin)] = -np.inf
+    if cur_len == begin_index:
+        scores[:, :timestamp_begin] = -np.inf
+        if max_initial_timestamp_index is not None:
+            scores[:, timestamp_begin + max_initial_timestamp_index + 1:] = -np.inf
+    logprobs = _log_softmax(scores.astype(np.float32))
+    with np.errstate(divide="ignore"):
+        peak = np.max(logprobs[:, timestamp_begin:], axis=-1, keepdims=True)
+        peak = np.where(np.isfinite(peak), peak, 0.0)
+        timestamp_logprob = (np.log(np.sum(np.exp(logprobs[:, timestamp_begin:] - peak), axis=-1)) + peak[:, 0])
+    max_text = np.max(logprobs[:, :timestamp_begin], axis=-1)
+    scores[timestamp_logprob > max_text, :timestamp_begin] = -np.inf
     return scores
 
 
@@ -421,3 +459,31 @@ def run(request: Request, forward: Forward, init_cache, reorder: Callable, seed:
         return decode(forward, init_cache, request, rng, streamer)
     finally:
         streamer.end()
+
+
+def prepare_prompted(config: GenerationConfig, prompt, max_length: int, min_length: int, tokenizer=None) -> Request:
+    """An encoder-decoder Request from a given decoder prompt (batch, P) — Whisper's
+    `<|startoftranscript|> <|lang|> <|task|> <|notimestamps|>` — whose lengths the caller settled
+    (`max_length` / `min_length` count decoder tokens, the prompt included). Rows are repeated for
+    max(num_beams, num_return_sequences); eos / pad as `prepare_seq2seq` settles them. The prefill
+    runs the P prompt tokens at cache index 0 (filling the cross-attention cache once); positions
+    and cache index then continue from P."""
+    ids = np.asarray(prompt)
+    if ids.ndim != 2 or not np.issubdtype(ids.dtype, np.integer) or ids.shape[1] == 0:
+        raise ValueError(f"prompt: expected integer ids of shape (batch, length >= 1), got {ids.dtype} {ids.shape}")
+    batch, prompt_len = ids.shape
+    if max_length <= prompt_len:
+        raise ValueError(f"`max_length` ({max_length}) leaves no room for generated tokens after the decoder prompt "
+                         f"of {prompt_len} tokens; set `max_new_tokens`.")
+    eos = tuple(config.eos_token_ids)
+    pad = config.pad_token_id
+    if pad is None and eos:
+        pad = eos[0]
+    expand = max(config.num_beams, config.num_return_sequences)
+    ids = np.repeat(ids, expand, axis=0).astype(np.int32)
+    rows = ids.shape[0]
+    positions = np.broadcast_to(np.arange(prompt_len, dtype=np.int32), (rows, prompt_len)).copy()
+    stop = None if config.stop_strings is None else stopping.build_table(tokenizer, config.stop_strings)
+    return Request(ids, np.ones((rows, prompt_len), np.int32), positions, np.zeros(rows, np.int32), batch,
+                   int(max_length), int(min_length or 0), eos, pad, config, stop, np.zeros((rows, 1), np.int32),
+                   encoder_decoder=True)

@@ -230,6 +230,23 @@ def suppress_features(cfg: GenerationConfig, prompt_length: int):
     return plan, knobs
 
 
+def timestamp_features(cfg: GenerationConfig, prompt_length: int):
+    """The Plan and Knobs fields of WhisperTimeStampLogitsProcessor: on when the Whisper driver put
+    its settings in `cfg.extra[TIMESTAMPS_KEY]` (timestamp_begin, no_timestamps_token_id,
+    eos_token_id, max_initial_timestamp_index or None); the generated tokens start at `prompt_length`."""
+    from core.generation.whisper import TIMESTAMPS_KEY
+    settings = cfg.extra.get(TIMESTAMPS_KEY)
+    if not settings:
+        return {}, {}
+    max_initial = settings.get("max_initial_timestamp_index")
+    return {"timestamps": True}, {
+        "timestamp_begin": jnp.int32(settings["timestamp_begin"]),
+        "no_timestamps_token_id": jnp.int32(settings["no_timestamps_token_id"]),
+        "timestamp_eos": jnp.int32(settings["eos_token_id"]),
+        "max_initial_timestamp_index": jnp.int32(2 ** 30 if max_initial is None else max_initial),
+        "timestamp_begin_index": jnp.int32(prompt_length)}
+
+
 def generation_features(cfg: GenerationConfig, tokenizer, streamer, encoder_ids):
     """The Plan and Knobs fields of no_repeat_ngram_size, encoder_no_repeat_ngram_size (over
     `encoder_ids`, one row per hypothesis: the prompt for decoder-only models), stop_strings and

@@ -132,3 +132,44 @@ def encoder_no_repeat_ngram(scores, encoder_ids, sequences, cur_len, n: int):
     windows = _ngram_windows(encoder_ids, n)
     hit = _ngram_prefix_match(windows, sequences, cur_len, n) & (cur_len + 1 >= n)
     return _ban(scores, windows[:, :, -1], hit)
+
+
+def whisper_timestamps(scores, sequences, cur_len, begin_index, timestamp_begin, no_timestamps_token_id,
+                       eos_token_id, max_initial_timestamp_index):
+    """WhisperTimeStampLogitsProcessor on `sequences[:, begin_index:cur_len]` (the tokens generated
+    after the decoder prompt): <|notimestamps|> never; timestamps in pairs (after a pair, text; after
+    a single timestamp, a timestamp or eos and above); timestamps never decrease (and never repeat
+    but as the second of a pair); the first generated token a timestamp, at most
+    `max_initial_timestamp_index` (a value ≥ the vocabulary: no limit); text banned when the
+    timestamps' total probability beats every single text token (`_detect_timestamp_from_logprob`)."""
+    rows, length = sequences.shape
+    vocab = scores.shape[-1]
+    ids = jnp.arange(vocab)[None, :]
+    position = jnp.arange(length)[None, :]
+    scores = jnp.where(ids == no_timestamps_token_id, NEG_INF, scores)
+    generated = cur_len - begin_index
+    is_timestamp = sequences >= timestamp_begin
+    last = jax.lax.dynamic_index_in_dim(sequences, jnp.maximum(cur_len - 1, 0), axis=1, keepdims=False)
+    penultimate = jax.lax.dynamic_index_in_dim(sequences, jnp.maximum(cur_len - 2, 0), axis=1, keepdims=False)
+    last_was = (generated >= 1) & (last >= timestamp_begin)
+    penultimate_was = (generated < 2) | (penultimate >= timestamp_begin)
+    text_or_below_eos = ids < eos_token_id
+    timestamp_ids = ids >= timestamp_begin
+    ban = (last_was & penultimate_was)[:, None] & timestamp_ids
+    ban = ban | (last_was & ~penultimate_was)[:, None] & text_or_below_eos
+    seen = is_timestamp & (position >= begin_index) & (position < cur_len)
+    any_seen = jnp.any(seen, axis=1)
+    last_index = jnp.max(jnp.where(seen, position, -1), axis=1)
+    last_timestamp = jnp.take_along_axis(sequences, jnp.maximum(last_index, 0)[:, None], axis=1)[:, 0]
+    timestamp_last = jnp.where(any_seen, jnp.where(last_was & ~penultimate_was, last_timestamp, last_timestamp + 1),
+                               timestamp_begin)
+    ban = ban | (timestamp_ids & (ids < timestamp_last[:, None]))
+    initial = generated == 0
+    ban = ban | (initial & (ids < timestamp_begin))
+    ban = ban | (initial & (ids > timestamp_begin + max_initial_timestamp_index))
+    scores = jnp.where(ban, NEG_INF, scores)
+    logprobs = jax.nn.log_softmax(jnp.asarray(scores, jnp.float32), axis=-1)
+    timestamp_logprob = jax.nn.logsumexp(jnp.where(timestamp_ids, logprobs, NEG_INF), axis=-1)
+    max_text = jnp.max(jnp.where(timestamp_ids, NEG_INF, logprobs), axis=-1)
+    sample_timestamp = (timestamp_logprob > max_text)[:, None]
+    return jnp.where(sample_timestamp & ~timestamp_ids, NEG_INF, scores)

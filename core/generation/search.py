@@ -49,6 +49,7 @@ class Plan:
     stream: bool = False             # push each step's tokens to the host streamer (`streaming`)
     suppress: bool = False           # SuppressTokensLogitsProcessor (ids in Knobs)
     begin_suppress: bool = False     # SuppressTokensAtBeginLogitsProcessor (ids, begin index in Knobs)
+    timestamps: bool = False         # WhisperTimeStampLogitsProcessor (token ids, begin index in Knobs)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,6 +72,11 @@ class Knobs:
     suppress_tokens: jax.Array = 0   # int32 (n,): suppress_tokens
     begin_suppress_tokens: jax.Array = 0   # int32 (n,): begin_suppress_tokens
     begin_index: jax.Array = 0       # int32: the sequence length where begin_suppress_tokens apply
+    timestamp_begin: jax.Array = 0   # int32 scalars: WhisperTimeStampLogitsProcessor's settings
+    no_timestamps_token_id: jax.Array = 0
+    timestamp_eos: jax.Array = 0
+    max_initial_timestamp_index: jax.Array = 0   # ≥ vocab: no limit
+    timestamp_begin_index: jax.Array = 0         # the prompt length: where the generated tokens start
 
 
 jax.tree_util.register_dataclass(Knobs)
@@ -116,6 +122,11 @@ def _process(plan: Plan, knobs: Knobs, scores, sequences, cur_len, prompt_ignore
             scores = proc.top_p(scores, knobs.top_p, plan.min_tokens_to_keep)
         if plan.use_min_p:
             scores = proc.min_p(scores, knobs.min_p, plan.min_tokens_to_keep)
+    if plan.timestamps:
+        # Whisper passes it as a custom processor: transformers runs it after its own (warpers included).
+        scores = proc.whisper_timestamps(scores, sequences, cur_len, knobs.timestamp_begin_index,
+                                         knobs.timestamp_begin, knobs.no_timestamps_token_id, knobs.timestamp_eos,
+                                         knobs.max_initial_timestamp_index)
     return scores
 
 

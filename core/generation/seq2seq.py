@@ -25,7 +25,7 @@ import numpy as np
 from core.generation import host, search
 from core.generation.config import GenerationConfig
 from core.generation.model import (CausalLMModel, decode_params, generation_features, streaming_session,
-                                   suppress_features)
+                                   suppress_features, timestamp_features)
 from core.modeling import _STATIC
 
 _SEQ2SEQ_STATIC = _STATIC + ("logits_to_keep", "fill_cross_cache")
@@ -127,7 +127,9 @@ class Seq2SeqLMModel(CausalLMModel):
         expand = max(cfg.num_beams, cfg.num_return_sequences)
         feature_plan, feature_knobs = generation_features(cfg, tokenizer, streamer, encoder_ids)
         suppress_plan, suppress_knobs = suppress_features(cfg, prompt_len)
-        feature_plan, feature_knobs = {**feature_plan, **suppress_plan}, {**feature_knobs, **suppress_knobs}
+        timestamp_plan, timestamp_knobs = timestamp_features(cfg, prompt_len)
+        feature_plan = {**feature_plan, **suppress_plan, **timestamp_plan}
+        feature_knobs = {**feature_knobs, **suppress_knobs, **timestamp_knobs}
         rows = batch * expand
         dec_ids = jnp.asarray(np.repeat(np.asarray(prompt, np.int32), expand, axis=0))
         dec_mask = jnp.ones((rows, prompt_len), jnp.int32)

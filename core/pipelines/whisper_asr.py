@@ -1,16 +1,18 @@
 """automatic-speech-recognition with Whisper (encoder-decoder, log-mel features), answering like
-transformers 5's pipeline for `model_type == "whisper"` without timestamps.
+transformers 5's pipeline for `model_type == "whisper"`.
 
     asr = pipeline("automatic-speech-recognition", model="path/to/whisper-folder")
     asr(wave)                                                   # {"text": " ..."}
     asr(wave, generate_kwargs={"language": "en", "task": "transcribe"}, max_new_tokens=64)
     asr(long_wave, chunk_length_s=30)                           # overlapping 30 s chunks, merged
+    asr(long_wave)                                              # Whisper's long-form generate (sequential)
+    asr(wave, return_timestamps=True)       # {"text", "chunks": [{"timestamp": (start, end), "text"}, ...]}
 
 Inputs as the CTC pipeline (`core.pipelines.audio.load_audio`): arrays at the feature extractor's rate,
 {"raw"/"array", "sampling_rate"} dicts, local .wav files, .wav bytes, lists of those.
 
 Generation: the call's keyword arguments and `generate_kwargs` go to `model.generate` (Rosetta's
-short-form Whisper generate: language, task, max_new_tokens, num_beams, ...), plus transformers'
+Whisper generate: language, task, max_new_tokens, num_beams, ...), plus transformers'
 pipeline defaults for what neither the call nor the model's generation config sets:
 max_new_tokens=256 (not when max_length is set), num_beams=5, pad_token_id from the tokenizer.
 
@@ -18,13 +20,16 @@ Shapes: every input (or chunk) is padded to the feature extractor's 30 s window,
 shape; batches are padded to a power-of-two row count ≤ batch_size. `compile_count` counts distinct
 (rows, options) generate calls (each compiles Rosetta's decode loop once).
 
-Decoding: transformers' `WhisperTokenizer._decode_asr` without timestamps (its state machine over
-language / special / timestamp / text tokens, chunks merged with its `_find_longest_common_sequence`),
-reimplemented here. Language tokens are those of generation_config.lang_to_id.
+Decoding: transformers' `WhisperTokenizer._decode_asr` with segment-level timestamps or none (its
+state machine over language / special / timestamp / text tokens, chunks merged across strides with its
+`_find_longest_common_sequence`), reimplemented here. Language tokens are those of
+generation_config.lang_to_id.
 
-Long audio: without `chunk_length_s`, audio longer than the 30 s window would need Whisper's long-form
-generation (what transformers then does), which Rosetta does not implement: a PipelineError says to pass
-chunk_length_s=30. Not supported: return_timestamps, return_language.
+Long audio: without `chunk_length_s`, audio longer than the 30 s window goes, whole (features without
+truncation), through Whisper's long-form generate, one input at a time, as transformers does (which
+needs timestamps: a generation_config.json saying return_timestamps false makes it an error, as in
+transformers, unless the call passes return_timestamps=True). Not supported: return_timestamps="word"
+(cross-attention DTW), return_language.
 """
 from __future__ import annotations
 
@@ -162,52 +167,73 @@ class WhisperSpeechRecognitionPipeline(GenerationPipelineMixin):
                  batch_size: Optional[int] = None, return_timestamps=None, return_language=None,
                  generate_kwargs: Optional[dict] = None, ignore_warning=None, seed=None, prng_key=None,
                  **kwargs) -> Any:
-        if return_timestamps or self.model.generation_config.extra.get("return_timestamps"):
-            raise PipelineError(f"{self.task}: return_timestamps is not supported by Rosetta's Whisper pipeline "
-                                "(Rosetta's Whisper generate has no timestamp prediction)")
+        file_timestamps = self.model.generation_config.extra.get("return_timestamps")
+        if file_timestamps:
+            return_timestamps = return_timestamps or file_timestamps
+        if return_timestamps == "word":
+            raise PipelineError(f"{self.task}: return_timestamps='word' (word-level timestamps from the "
+                                "cross-attentions) is not implemented in Rosetta's Whisper pipeline; "
+                                "return_timestamps=True gives segment-level timestamps")
+        if return_timestamps not in (None, False, True):
+            raise PipelineError(f"{self.task}: return_timestamps={return_timestamps!r}: Whisper returns segment-level "
+                                "timestamps (True); 'char' timestamps do not exist for Whisper")
         if return_language:
             raise PipelineError(f"{self.task}: return_language is not supported by Rosetta's Whisper pipeline")
         if generate_kwargs is not None and not isinstance(generate_kwargs, dict):
             raise TypeError(f"{self.task}: generate_kwargs must be a dict, got {describe(generate_kwargs)}")
         gen_kwargs = self._generate_kwargs({**(generate_kwargs or {}), **kwargs})
+        if return_timestamps:
+            gen_kwargs["return_timestamps"] = True
         batch_size = self.batch_size if batch_size is None else check_batch_size(batch_size)
         items, single = _inputs_list(inputs, self.task)
         waves = [load_audio(item, self.task, "inputs" if single else f"inputs[{i}]", self.sampling_rate, True)
                  for i, item in enumerate(items)]
-        features, owners, strides = [], [], []
+        features, owners, strides, long_form = [], [], [], []
         for index, wave in enumerate(waves):
             where = "inputs" if single else f"inputs[{index}]"
             if chunk_length_s:
                 pieces = self._chunks(wave, chunk_length_s, stride_length_s)
+            elif wave.shape[0] > self.feature_extractor.n_samples:
+                # transformers: the whole audio's features (no truncation) to Whisper's long-form generate.
+                try:
+                    out = self.feature_extractor(wave, sampling_rate=self.sampling_rate, truncation=False,
+                                                 padding="longest", return_attention_mask=True)
+                except FeatureExtractorError as error:
+                    raise PipelineError(f"{self.task}: {where}: {error}") from error
+                long_form.append((index, np.asarray(out["input_features"], np.float32),
+                                  np.asarray(out["attention_mask"])))
+                continue
             else:
-                if wave.shape[0] > self.feature_extractor.n_samples:
-                    raise PipelineError(
-                        f"{self.task}: {where} is {wave.shape[0] / self.sampling_rate:.2f} s long, more than "
-                        f"Whisper's {self.feature_extractor.chunk_length} s window; transformers would run Whisper's "
-                        "long-form generation, which Rosetta does not implement. Pass chunk_length_s=30 to "
-                        "transcribe it in overlapping 30 s chunks")
                 pieces = [(wave, None)]
             for piece, stride in pieces:
                 features.append(self._features(piece, where))
                 owners.append(index)
                 strides.append(stride)
         outputs = [[] for _ in waves]
+
+        def generate(**arguments):
+            try:
+                return np.asarray(self.model.generate(seed=seed, prng_key=prng_key, **arguments, **gen_kwargs))
+            except (NotImplementedError, ValueError) as error:
+                raise PipelineError(f"{self.task}: {error}") from error
+
         for start in range(0, len(features), batch_size):
             chunk = features[start:start + batch_size]
             rows = self.batch_bucket(len(chunk), batch_size)
             array = np.stack(chunk + [chunk[0]] * (rows - len(chunk)))       # filler rows: copies of the first
             self._note_shape(rows, array.shape[-1], gen_kwargs)
-            try:
-                tokens = self.model.generate(input_features=array, seed=seed, prng_key=prng_key, **gen_kwargs)
-            except NotImplementedError as error:
-                raise PipelineError(f"{self.task}: {error}") from error
-            except ValueError as error:
-                raise PipelineError(f"{self.task}: {error}") from error
-            tokens = np.asarray(tokens)
+            tokens = generate(input_features=array)
             for row in range(len(chunk)):
                 k = start + row
                 outputs[owners[k]].append((tokens[row].tolist(), strides[k]))
-        results = [{"text": self._decode_asr(out)} for out in outputs]
+        for index, array, mask in long_form:          # one at a time: each is its own sequence of windows
+            self._note_shape(1, array.shape[-1], gen_kwargs)
+            tokens = generate(input_features=array, attention_mask=mask)
+            outputs[index].append((tokens[0].tolist(), None))
+        results = []
+        for out in outputs:
+            text, chunks = self._decode_asr(out, bool(return_timestamps))
+            results.append({"text": text, "chunks": chunks} if return_timestamps else {"text": text})
         return results[0] if single else results
 
     @staticmethod
@@ -223,13 +249,15 @@ class WhisperSpeechRecognitionPipeline(GenerationPipelineMixin):
             return ids[ids.index(self.start_id):] if self.start_id in ids else []
         return ids
 
-    def _decode_asr(self, outputs: list) -> str:
-        """transformers' `_decode_asr(..., return_timestamps=False)`: the text of (tokens, stride) outputs."""
+    def _decode_asr(self, outputs: list, return_timestamps: bool = False) -> tuple[str, list[dict]]:
+        """transformers' `_decode_asr` (segment-level timestamps or none): the text of (tokens,
+        stride) outputs, and its chunks {"text", "timestamp": (start, end)} split at the timestamp
+        pairs (chunked audio: merged across the strides)."""
         begin = self.timestamp_begin if self.timestamp_begin is not None else float("inf")
         precision = self.time_precision
-        texts = []
+        chunks: list[dict] = []
         last_language = None
-        chunk_start = None               # chunk["timestamp"][0]
+        chunk = {"timestamp": [None, None], "text": ""}
         time_offset = 0.0
         previous: list[list[int]] = []
         skip = False
@@ -255,11 +283,12 @@ class WhisperSpeechRecognitionPipeline(GenerationPipelineMixin):
                 if token in self.special:
                     language = self.languages.get(token)
                     if language is not None:
-                        if last_language and language != last_language:
+                        if last_language and language != last_language and not return_timestamps:
                             previous.append(current)
-                            texts.append(self._decode(longest_common_sequence(previous)))
+                            chunk["text"] = self._decode(longest_common_sequence(previous))
+                            chunks.append(chunk)
                             previous, current = [], []
-                            chunk_start = None
+                            chunk = {"timestamp": [None, None], "text": ""}
                         last_language = language
                 elif token >= begin:
                     timestamp = float((token - begin) * precision)
@@ -276,13 +305,15 @@ class WhisperSpeechRecognitionPipeline(GenerationPipelineMixin):
                         skip = True
                     elif skip or (previous and token < first_timestamp):
                         skip = False
-                    elif chunk_start is None:
-                        chunk_start = time
-                    elif time != chunk_start:
+                    elif chunk["timestamp"][0] is None:
+                        chunk["timestamp"][0] = time
+                    elif time != chunk["timestamp"][0]:
+                        chunk["timestamp"][1] = time
                         previous.append(current)
-                        texts.append(self._decode(longest_common_sequence(previous)))
+                        chunk["text"] = self._decode(longest_common_sequence(previous))
+                        chunks.append(chunk)
                         previous, current = [], []
-                        chunk_start = None
+                        chunk = {"timestamp": [None, None], "text": ""}
                 else:
                     current.append(token)
             if stride is not None:
@@ -290,11 +321,13 @@ class WhisperSpeechRecognitionPipeline(GenerationPipelineMixin):
             if current:
                 previous.append(current)
             elif not any(p for p in previous):
-                chunk_start = None
+                chunk = {"timestamp": [None, None], "text": ""}
                 previous = []
         if previous:
-            texts.append(self._decode(longest_common_sequence(previous)))
-        return "".join(texts)
+            chunk["text"] = self._decode(longest_common_sequence(previous))
+            chunks.append(chunk)
+        text = "".join(c["text"] for c in chunks)
+        return text, [{"timestamp": tuple(c["timestamp"]), "text": c["text"]} for c in chunks]
 
     def __repr__(self):
         return (f"{type(self).__name__}(task={self.task!r}, model={self.model!r}, batch_size={self.batch_size}, "
@@ -302,11 +335,7 @@ class WhisperSpeechRecognitionPipeline(GenerationPipelineMixin):
 
     @classmethod
     def create(cls, task, model, tokenizer, batch_size, dtype, min_length_bucket, model_kwargs, backend=None):
-        if backend is not None and backend is not JAX:
-            raise PipelineError(f"{task}: Whisper runs in this pipeline on the JAX backend only; the torch port's "
-                                "generate has no Whisper support (input_features, the language/task decoder "
-                                "prompt, suppress tokens). Use core.pipeline(...) for Whisper")
-        if JAX.is_loaded(model):
+        if (backend or JAX).is_loaded(model):
             raise PipelineError(f"{task}: a loaded model needs its folder for the feature extractor; pass the folder")
         try:
             extractor = AutoFeatureExtractor.from_pretrained(model)

@@ -11,7 +11,8 @@ The pre- and post-processing are `core.pipelines`' own (one copy); this module o
 `Backend`: loading (the port's class for the task's head), the forward (`torch.no_grad()`, eval mode,
 outputs brought back as numpy, the pipelines' `_select` run with torch ops) and `TorchModel`, the thin
 adapter giving the pipelines what they read from a model (config, task, max_length,
-generation_config, generate). Sampling takes `seed=` (no `prng_key`). Imports no JAX.
+generation_config, generate: `input_ids`, or Whisper's `input_features` for
+automatic-speech-recognition). Sampling takes `seed=` (no `prng_key`). Imports no JAX.
 `compile_count` counts the distinct padded shapes run (torch compiles nothing; the count says the
 same as the JAX pipeline's on the same inputs).
 """
@@ -90,13 +91,16 @@ class TorchModel:
     def generation_config(self):
         return self.module._generation_defaults()
 
-    def generate(self, input_ids, attention_mask=None, seed: Optional[int] = None, prng_key=None, tokenizer=None,
-                 **kwargs) -> np.ndarray:
-        """The port's `generate` on numpy inputs; int64 numpy tokens."""
+    def generate(self, input_ids=None, attention_mask=None, seed: Optional[int] = None, prng_key=None, tokenizer=None,
+                 input_features=None, **kwargs) -> np.ndarray:
+        """The port's `generate` on numpy inputs (`input_ids`, or a speech model's `input_features`);
+        int64 numpy tokens."""
         if prng_key is not None:
             raise ValueError("prng_key is JAX's; the torch port samples from seed=<int>")
         device = _device(self.module)
-        out = self.module.generate(_tensor(input_ids, device),
+        if input_features is not None:
+            kwargs["input_features"] = _tensor(np.asarray(input_features, np.float32), device)
+        out = self.module.generate(None if input_ids is None else _tensor(input_ids, device),
                                    attention_mask=None if attention_mask is None else _tensor(attention_mask, device),
                                    seed=seed, tokenizer=tokenizer, **kwargs)
         return out.cpu().numpy()

@@ -323,7 +323,7 @@ class Module(nn.Module):
         return getattr(self, "generation_config", None) or GenerationConfig.from_model_config(self.config)
 
     @torch.no_grad()
-    def generate(self, input_ids, attention_mask=None, generation_config: Optional[GenerationConfig] = None,
+    def generate(self, input_ids=None, attention_mask=None, generation_config: Optional[GenerationConfig] = None,
                  seed: Optional[int] = None, streamer=None, tokenizer=None, **kwargs) -> torch.Tensor:
         """`transformers`' `generate` for a causal-LM head (one with `init_cache`): greedy,
         sampling and beam search with the same options as `core`'s `CausalLMModel.generate`;
@@ -331,16 +331,39 @@ class Module(nn.Module):
         `core`'s `Seq2SeqLMModel.generate`: decoder tokens from decoder_start_token_id.
         The model steps in torch with its KV cache updated
         in place; tokens are chosen by `core.generation.host` (greedy and beam outputs equal
-        JAX's and `transformers`')."""
+        JAX's and `transformers`').
+
+        Speech models (Whisper: `config.encoder_input == "input_features"`) take `input_features=`
+        (or it positionally) and Whisper's options (language, task, ...), as `core`'s model does:
+        `core.generation.whisper.generate` with this module as its backend."""
         if not hasattr(self, "init_cache"):
             raise TypeError(f"{type(self).__name__} cannot generate: only causal-LM and seq2seq-LM heads (with a KV "
                             "cache) do")
-        config = self._generation_defaults().merged(generation_config, **kwargs)
         device = _param_device(self)
         if hasattr(self, "encode"):
             if type(self).head_task(self.config) != "seq2seq-lm":
                 raise TypeError(f"{type(self).__name__} cannot generate: it has no language-model head; load the "
                                 "folder with AutoModelForSeq2SeqLM")
+            if getattr(self.config, "encoder_input", "input_ids") == "input_features":
+                from core.generation import whisper
+                features = kwargs.pop("input_features", None) if input_ids is None else input_ids
+                was_training = self.training
+                self.eval()
+                try:
+                    tokens = whisper.generate(self.config, self._generation_defaults(), _WhisperBackend(self, device),
+                                              input_features=None if features is None else _host(features),
+                                              attention_mask=None if attention_mask is None else _host(attention_mask),
+                                              generation_config=generation_config,
+                                              seed=seed, streamer=streamer, tokenizer=tokenizer, **kwargs)
+                finally:
+                    self.train(was_training)
+                if isinstance(tokens, dict):        # return_segments=True: {"sequences", "segments"}
+                    return {**tokens, "sequences": torch.as_tensor(tokens["sequences"])}
+                return torch.as_tensor(tokens)
+        if input_ids is None:
+            raise TypeError("generate() needs input_ids")
+        config = self._generation_defaults().merged(generation_config, **kwargs)
+        if hasattr(self, "encode"):
             return self._generate_seq2seq(input_ids, attention_mask, config, seed, streamer, tokenizer, device)
 
         def forward(ids, slot_mask, positions, cache, index):
@@ -381,24 +404,58 @@ class Module(nn.Module):
             expand = enc_ids.shape[0] // request.batch     # encode each source once, repeat for the beams
             encoder_hidden = self.encode(as_tensor(enc_ids[::expand]), as_tensor(enc_mask[::expand])).last_hidden_state
             encoder_hidden = torch.repeat_interleave(encoder_hidden, expand, dim=0)
-
-            def init_cache(rows, max_length):
-                return self.init_cache(rows, max_length, enc_ids.shape[1])
-
-            def forward(ids, slot_mask, positions, cache, index):
-                out = self.decode(as_tensor(ids), encoder_hidden, encoder_mask, as_tensor(slot_mask), cache, index,
-                                  index == 0, logits_to_keep=1)
-                return to_numpy(out.logits[:, -1].float()), out.cache
-
-            def reorder(cache, beam_idx):
-                index = as_tensor(beam_idx)
-                return _tree_map(lambda c: torch.index_select(c, 1, index), cache)
-
-            with ops.inplace_updates():
-                tokens = host.run(request, forward, init_cache, reorder, seed, streamer)
+            tokens = self._run_decoder(request, encoder_hidden, encoder_mask, seed, streamer, device)
         finally:
             self.train(was_training)
         return torch.as_tensor(tokens)
+
+    def _run_decoder(self, request: host.Request, encoder_hidden, encoder_mask, seed, streamer, device) -> np.ndarray:
+        """The host decode loop of an encoder-decoder once the encoder has run (`encoder_hidden`
+        already has the request's rows): the decoder's first step (the whole prompt, cache index 0)
+        fills the cross-attention cache, later steps read it. int64 numpy, starting with the prompt."""
+        as_tensor = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.int64, device=device)   # noqa: E731
+        encoder_length = encoder_hidden.shape[1]
+
+        def init_cache(rows, max_length):
+            return self.init_cache(rows, max_length, encoder_length)
+
+        def forward(ids, slot_mask, positions, cache, index):
+            out = self.decode(as_tensor(ids), encoder_hidden, encoder_mask, as_tensor(slot_mask), cache, index,
+                              index == 0, logits_to_keep=1)
+            return to_numpy(out.logits[:, -1].float()), out.cache
+
+        def reorder(cache, beam_idx):
+            index = as_tensor(beam_idx)
+            return _tree_map(lambda c: torch.index_select(c, 1, index), cache)
+
+        with ops.inplace_updates():
+            return host.run(request, forward, init_cache, reorder, seed, streamer)
+
+
+class _WhisperBackend:
+    """`core.generation.whisper.Backend` for a torch Whisper seq2seq-LM head (called under
+    `torch.no_grad()`, in eval mode): the port's encoder, one cache-free decoder step (language
+    detection), and the host decode loop (`host.prepare_prompted` + `Module._run_decoder`)."""
+
+    def __init__(self, module: Module, device):
+        self.module, self.device = module, device
+
+    def encode(self, features: np.ndarray):
+        features = torch.as_tensor(np.asarray(features, np.float32), device=self.device)
+        return self.module.encode(features).last_hidden_state
+
+    def first_logits(self, start_ids: np.ndarray, encoder_hidden) -> np.ndarray:
+        ids = torch.as_tensor(np.asarray(start_ids), dtype=torch.int64, device=self.device)
+        return to_numpy(self.module.decode(ids, encoder_hidden).logits[:, -1].float())
+
+    def decode(self, cfg: GenerationConfig, encoder_hidden, prompt: np.ndarray, max_length: int, min_length: int,
+               seed, prng_key, streamer, tokenizer) -> np.ndarray:
+        if prng_key is not None:
+            raise ValueError("prng_key is JAX's; the torch port samples from seed=<int>")
+        request = host.prepare_prompted(cfg, prompt, max_length, min_length, tokenizer)
+        expand = request.ids.shape[0] // request.batch
+        encoder_hidden = torch.repeat_interleave(encoder_hidden, expand, dim=0) if expand > 1 else encoder_hidden
+        return self.module._run_decoder(request, encoder_hidden, None, seed, streamer, self.device)
 
 
 def _host(x) -> np.ndarray:
