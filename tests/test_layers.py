@@ -6,9 +6,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 from transformers.activations import ACT2FN
+from transformers.loss.loss_ctc import ForCTCLoss
 
 from core.configuration import ACTIVATIONS
 from core.layers import attention as A
+from core.layers import conv
+from core.layers import heads as H
 from core.layers import losses
 from core.layers import prims as P
 from core.layers.mlp import MLP, GatedMLP
@@ -232,3 +235,66 @@ def test_losses_match_torch():
     assert abs(float(got) - float(expected)) < 1e-6
     all_ignored = losses.cross_entropy(jnp.asarray(logits), jnp.full((4, 6), -100))
     assert np.isnan(float(all_ignored))      # torch's mean over nothing is NaN too
+
+
+@pytest.mark.parametrize("reduction,zero_infinity", [("none", False), ("sum", True), ("mean", False)])
+def test_ctc_loss_matches_torch(reduction, zero_infinity):
+    """The portable CTC recursion against torch's ctc_loss, including -100 holes in the labels,
+    short logit lengths and an impossible alignment (inf, or 0 with zero_infinity)."""
+    rng = np.random.default_rng(1)
+    logits = rng.normal(size=(4, 9, 6)).astype(np.float32) * 3
+    labels = np.array([[1, 2, 2, 3], [4, -100, 5, -100], [1, 1, 1, 1], [2, 0, 3, 0]])
+    lengths = np.array([9, 7, 6, 9])
+    got = losses.ctc_loss(jnp.asarray(logits), jnp.asarray(labels), jnp.asarray(lengths), 0, reduction, zero_infinity)
+    want = ForCTCLoss(torch.tensor(logits), torch.tensor(labels), torch.tensor(lengths), 0, reduction,
+                      zero_infinity)
+    np.testing.assert_allclose(np.asarray(got), want.numpy(), rtol=1e-6, atol=1e-5)
+
+
+def test_am_softmax_loss_matches_transformers():
+    from transformers.models.wav2vec2.modeling_wav2vec2 import AMSoftmaxLoss
+    embeddings, labels = rand(5, 9, seed=1), np.array([0, 3, 3, 1, 2])
+    reference = AMSoftmaxLoss(9, 4)
+    reference.weight.data = torch.from_numpy(rand(9, 4, seed=2))
+    with torch.no_grad():
+        expected = reference(torch.from_numpy(embeddings), torch.from_numpy(labels))
+    got = losses.am_softmax_loss(jnp.asarray(embeddings), jnp.asarray(reference.weight.detach().numpy()),
+                                 jnp.asarray(labels))
+    np.testing.assert_allclose(float(got), float(expected), rtol=1e-6, atol=1e-5)
+
+
+def test_head_helpers_match_torch():
+    states = [rand(2, 3, 4, seed=i) for i in range(5)]
+    weights = rand(5, seed=9)
+    expected = (torch.stack([torch.from_numpy(s) for s in states], 0)
+                * torch.from_numpy(weights).softmax(-1)[:, None, None, None]).sum(0)
+    got = H.weighted_layer_sum(tuple(jnp.asarray(s) for s in states), jnp.asarray(weights), jnp.float32)
+    np.testing.assert_allclose(np.asarray(got), expected.numpy(), atol=1e-5)
+    x = rand(4, 6)
+    x[1, :] = 0.0                            # F.normalize's eps: a zero row stays zero, not NaN
+    for axis in (0, 1):
+        expected = F.normalize(torch.from_numpy(x), dim=axis).numpy()
+        np.testing.assert_allclose(np.asarray(H.l2_normalize(jnp.asarray(x), axis)), expected, atol=TOL)
+    ties = np.array([[0.0, 1.0, 1.0, 0.0], [0.0, 0.0, 0.0, 0.0], [2.0, 1.0, 2.0, 3.0]], np.float32)
+    np.testing.assert_array_equal(np.asarray(H.first_max_index(jnp.asarray(ties))),
+                                  torch.from_numpy(ties).argmax(-1).numpy())
+
+
+@pytest.mark.parametrize("kernel_size", [4, 5])          # even kernels drop the last output (SamePad)
+@pytest.mark.parametrize("weight_norm", [True, False])
+def test_grouped_conv1d_matches_torch(kernel_size, weight_norm):
+    x = rand(2, 7, 6)
+    params, y = init_apply(conv.GroupedConv1D(6, kernel_size, 3, weight_norm), jnp.asarray(x))
+    p = {k: torch.from_numpy(np.array(v)) for k, v in params["params"].items()}
+    weight = torch._weight_norm(p["weight_v"], p["weight_g"], 2) if weight_norm else p["weight"]
+    expected = F.conv1d(torch.from_numpy(x).transpose(1, 2), weight, p["bias"], padding=kernel_size // 2, groups=3)
+    expected = expected[:, :, :7].transpose(1, 2)
+    np.testing.assert_allclose(np.asarray(y), expected.numpy(), atol=1e-5)
+
+
+@pytest.mark.parametrize("window,stride,padding", [(3, 2, 1), (2, 2, 0), (3, 1, 1), (5, 3, 2)])
+def test_max_pool_2d_matches_torch(window, stride, padding):
+    x = rand(2, 9, 8, 3)
+    got = conv.max_pool_2d(jnp.asarray(x), window, stride, padding, jnp.float32)
+    expected = F.max_pool2d(torch.from_numpy(x).permute(0, 3, 1, 2), window, stride, padding)
+    np.testing.assert_array_equal(np.asarray(conv.channels_first(got)), expected.numpy())

@@ -142,11 +142,11 @@ def test_v4_checkpoints_with_the_relative_position_index_load(tmp_path):
 
 
 def test_relative_position_index_is_transformers():
-    from core.models.swin.modeling import relative_position_index
+    from core.layers.positions import grid_relative_position_index
     from transformers.models.swin.modeling_swin import SwinRelativePositionBias
     for window in (1, 2, 3, 7):
         want = SwinRelativePositionBias(2, (window, window))._create_relative_position_index()
-        np.testing.assert_array_equal(np.asarray(relative_position_index(window)), want.numpy())
+        np.testing.assert_array_equal(np.asarray(grid_relative_position_index(window, window)), want.numpy())
 
 
 def test_config_json_round_trips(tmp_path):

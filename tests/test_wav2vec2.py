@@ -93,7 +93,7 @@ CASES = [
     ("wav2vec2", "base", {"feat_extract_norm": "layer", "do_stable_layer_norm": True, "hidden_act": "gelu_new",
                           "feat_extract_activation": "relu", "num_conv_pos_embeddings": 5, "conv_bias": False}),
     # "mean" CTC reduction (TINY): a "sum" loss is O(100), where float32 rounding alone exceeds 1e-5
-    # between implementations; "sum" is checked against torch's ctc_loss in test_ctc_loss_matches_torch.
+    # between implementations; "sum" is checked against torch's ctc_loss in tests/test_layers.py.
     ("wav2vec2", "ctc", {"do_stable_layer_norm": True, "feat_extract_norm": "layer", "pad_token_id": 3}),
     ("wav2vec2", "sequence-classification", {"num_labels": 4, "use_weighted_layer_sum": True,
                                              "mask_time_prob": 0.0}),
@@ -146,21 +146,6 @@ def test_wavlm_buckets_match_transformers():
                                                                               max_distance=distance)
         got = positions.relative_position_bucket(jnp.asarray(relative.numpy()), True, buckets, distance)
         np.testing.assert_array_equal(np.asarray(got), attention._relative_positions_bucket(relative).numpy())
-
-
-@pytest.mark.parametrize("reduction,zero_infinity", [("none", False), ("sum", True), ("mean", False)])
-def test_ctc_loss_matches_torch(reduction, zero_infinity):
-    """The portable CTC recursion against torch's ctc_loss, including -100 holes in the labels,
-    short logit lengths and an impossible alignment (inf, or 0 with zero_infinity)."""
-    from core.models.wav2vec2.modeling import ctc_loss
-    rng = np.random.default_rng(1)
-    logits = rng.normal(size=(4, 9, 6)).astype(np.float32) * 3
-    labels = np.array([[1, 2, 2, 3], [4, -100, 5, -100], [1, 1, 1, 1], [2, 0, 3, 0]])
-    lengths = np.array([9, 7, 6, 9])
-    got = ctc_loss(jnp.asarray(logits), jnp.asarray(labels), jnp.asarray(lengths), 0, reduction, zero_infinity)
-    want = transformers.loss.loss_ctc.ForCTCLoss(torch.tensor(logits), torch.tensor(labels), torch.tensor(lengths),
-                                                 0, reduction, zero_infinity)
-    np.testing.assert_allclose(np.asarray(got), want.numpy(), rtol=1e-6, atol=1e-5)
 
 
 def test_saved_folder_round_trips_bit_identically_and_loads_in_transformers(tmp_path):

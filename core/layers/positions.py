@@ -1,5 +1,6 @@
 """Position encodings (canonical, portable subset): sinusoidal tables, rotary embeddings in both
-layouts, ALiBi slopes and biases, and T5-style relative position buckets."""
+layouts, ALiBi slopes and biases, T5-style relative position buckets, and 2-D relative position
+indices with their learned bias tables (Swin, BEiT)."""
 import math
 
 import jax
@@ -99,6 +100,22 @@ def relative_position_bucket(relative_position, bidirectional: bool = True, num_
 def relative_positions(q_len: int, kv_len: int, offset=0):
     """(q_len, kv_len) matrix of key position minus query position."""
     return jnp.expand_dims(jnp.arange(kv_len), 0) - jnp.expand_dims(jnp.arange(q_len) + offset, 1)
+
+
+def grid_relative_position_index(rows: int, cols: int) -> list:
+    """(rows·cols, rows·cols) indices into a (2·rows - 1)(2·cols - 1) table of 2-D offsets between
+    the cells of a row-major grid (Swin's windows, BEiT's patches), as static Python lists."""
+    coords = [(i // cols, i % cols) for i in range(rows * cols)]
+    return [[(a[0] - b[0] + rows - 1) * (2 * cols - 1) + (a[1] - b[1] + cols - 1) for b in coords] for a in coords]
+
+
+def gather_relative_bias(table, index: list):
+    """(1, heads, L, L) additive attention bias: the rows of a learned (distances, heads) `table`
+    at a static (L, L) `index`."""
+    length = len(index)
+    flat = jnp.reshape(jnp.asarray(index, jnp.int32), (length * length,))
+    bias = jnp.reshape(jnp.take(table, flat, axis=0), (length, length, jnp.shape(table)[-1]))
+    return jnp.expand_dims(jnp.transpose(bias, (2, 0, 1)), 0)
 
 
 def create_position_ids_from_input_ids(input_ids, padding_idx: int):

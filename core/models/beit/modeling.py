@@ -20,24 +20,20 @@ import flax.linen as nn
 
 from core import outputs
 from core.layers import losses
+from core.layers import mlp as M
+from core.layers import positions as pos
 from core.layers import prims as P
 from core.models.beit.config import BeitConfig
-from core.models.vit.modeling import ViTDenseDropout, ViTIntermediate, ViTPatchEmbeddings, classification_loss
+from core.models.vit.modeling import ViTPatchEmbeddings, classification_loss
 
 
 def relative_position_index(rows: int, cols: int) -> list:
     """(L, L) indices into the relative position table, L = rows * cols + 1 ([CLS] first), as
-    `transformers`' BeitRelativePositionBias.generate_relative_position_index (static lists)."""
+    `transformers`' BeitRelativePositionBias.generate_relative_position_index (static lists): the
+    patch grid's offsets, then three extra entries for [CLS]→patch, patch→[CLS] and [CLS]→[CLS]."""
     num_relative_distance = (2 * rows - 1) * (2 * cols - 1) + 3
-    coords = [(i // cols, i % cols) for i in range(rows * cols)]
-    index = [[num_relative_distance - 3] * (rows * cols + 1)]
-    for a in coords:
-        row = [num_relative_distance - 2]
-        for b in coords:
-            row.append((a[0] - b[0] + rows - 1) * (2 * cols - 1) + (a[1] - b[1] + cols - 1))
-        index.append(row)
-    index[0][0] = num_relative_distance - 1
-    return index
+    index = [[num_relative_distance - 1] + [num_relative_distance - 3] * (rows * cols)]
+    return index + [[num_relative_distance - 2] + row for row in pos.grid_relative_position_index(rows, cols)]
 
 
 class BeitRelativePositionBias(nn.Module):
@@ -53,14 +49,9 @@ class BeitRelativePositionBias(nn.Module):
                                                        self.param_dtype)
 
     def __call__(self):
-        c = self.config
-        rows, cols = c.grid_hw
-        length = rows * cols + 1
-        index = jnp.asarray(relative_position_index(rows, cols), jnp.int32)
-        table = jnp.asarray(self.relative_position_bias_table, self.dtype)
-        bias = jnp.take(table, jnp.reshape(index, (length * length,)), axis=0)
-        bias = jnp.transpose(jnp.reshape(bias, (length, length, c.num_attention_heads)), (2, 0, 1))
-        return jnp.expand_dims(bias, 0)
+        rows, cols = self.config.grid_hw
+        return pos.gather_relative_bias(jnp.asarray(self.relative_position_bias_table, self.dtype),
+                                        relative_position_index(rows, cols))
 
 
 class BeitEmbeddings(nn.Module):
@@ -139,7 +130,9 @@ class BeitAttention(nn.Module):
 
     def setup(self):
         self.attention = BeitSelfAttention(self.config, self.dtype, self.param_dtype)
-        self.output = ViTDenseDropout(self.config, self.config.hidden_size, self.dtype, self.param_dtype)
+        c = self.config
+        self.output = M.DenseDropout(c.hidden_size, c.hidden_size, c.hidden_dropout_prob, c.initializer_range,
+                                     self.dtype, self.param_dtype)
 
     def __call__(self, hidden, shared_bias=None, deterministic: bool = True, output_attentions: bool = False):
         context, weights = self.attention(hidden, shared_bias, deterministic, output_attentions)
@@ -156,8 +149,10 @@ class BeitLayer(nn.Module):
     def setup(self):
         c = self.config
         self.attention = BeitAttention(c, self.dtype, self.param_dtype)
-        self.intermediate = ViTIntermediate(c, self.dtype, self.param_dtype)
-        self.output = ViTDenseDropout(c, c.intermediate_size, self.dtype, self.param_dtype)
+        self.intermediate = M.DenseActivation(c.intermediate_size, c.hidden_size, c.hidden_act, c.initializer_range,
+                                              self.dtype, self.param_dtype)
+        self.output = M.DenseDropout(c.hidden_size, c.intermediate_size, c.hidden_dropout_prob, c.initializer_range,
+                                     self.dtype, self.param_dtype)
         self.layernorm_before = P.LayerNorm(c.hidden_size, c.layer_norm_eps, dtype=self.dtype,
                                             param_dtype=self.param_dtype)
         self.layernorm_after = P.LayerNorm(c.hidden_size, c.layer_norm_eps, dtype=self.dtype,

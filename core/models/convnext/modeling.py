@@ -19,14 +19,10 @@ import jax.numpy as jnp
 import flax.linen as nn
 
 from core import outputs
+from core.layers import conv
 from core.layers import losses
 from core.layers import prims as P
 from core.models.convnext.config import ConvNextConfig
-
-
-def channels_first(x):
-    """(batch, height, width, channels) → (batch, channels, height, width)."""
-    return jnp.transpose(x, (0, 3, 1, 2))
 
 
 class ConvNextEmbeddings(nn.Module):
@@ -121,11 +117,11 @@ class ConvNextEncoder(nn.Module):
 
     def __call__(self, hidden, output_hidden_states: bool = False):
         """Channels-last in and out; hidden states (embeddings, then each stage) channels-first."""
-        all_hidden = (channels_first(hidden),) if output_hidden_states else None
+        all_hidden = (conv.channels_first(hidden),) if output_hidden_states else None
         for stage in self.stages:
             hidden = stage(hidden)
             if output_hidden_states:
-                all_hidden = all_hidden + (channels_first(hidden),)
+                all_hidden = all_hidden + (conv.channels_first(hidden),)
         return hidden, all_hidden
 
 
@@ -149,7 +145,7 @@ class ConvNextModule(nn.Module):
         pixel_values = jnp.asarray(pixel_values, self.dtype)
         hidden, all_hidden = self.encoder(self.embeddings(pixel_values), output_hidden_states)
         pooled = self.layernorm(jnp.mean(hidden, axis=(1, 2)))
-        return outputs.BaseModelOutput(last_hidden_state=channels_first(hidden), pooler_output=pooled,
+        return outputs.BaseModelOutput(last_hidden_state=conv.channels_first(hidden), pooler_output=pooled,
                                        hidden_states=all_hidden)
 
 

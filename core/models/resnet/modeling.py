@@ -22,34 +22,10 @@ import jax.numpy as jnp
 import flax.linen as nn
 
 from core import outputs
+from core.layers import conv
 from core.layers import losses
 from core.layers import prims as P
 from core.models.resnet.config import ResNetConfig
-
-
-def channels_first(x):
-    """(batch, height, width, channels) → (batch, channels, height, width)."""
-    return jnp.transpose(x, (0, 3, 1, 2))
-
-
-def max_pool_3x3_stride_2(x, dtype):
-    """torch's MaxPool2d(kernel_size=3, stride=2, padding=1) on channels-last (batch, height,
-    width, channels): pad one row/column of the dtype's lowest value on each side (no window is
-    all padding), then the maximum of the 9 strided shifted views."""
-    batch, height, width, channels = jnp.shape(x)
-    rows = (height - 1) // 2 + 1
-    cols = (width - 1) // 2 + 1
-    low = jnp.finfo(dtype).min
-    x = jnp.concatenate([jnp.full((batch, 1, width, channels), low, dtype), x,
-                         jnp.full((batch, 1, width, channels), low, dtype)], axis=1)
-    x = jnp.concatenate([jnp.full((batch, height + 2, 1, channels), low, dtype), x,
-                         jnp.full((batch, height + 2, 1, channels), low, dtype)], axis=2)
-    pooled = x[:, 0:2 * rows - 1:2, 0:2 * cols - 1:2]
-    for i in range(3):
-        for j in range(3):
-            if i + j > 0:
-                pooled = jnp.maximum(pooled, x[:, i:i + 2 * rows - 1:2, j:j + 2 * cols - 1:2])
-    return pooled
 
 
 class ResNetConvLayer(nn.Module):
@@ -92,7 +68,7 @@ class ResNetEmbeddings(nn.Module):
             raise ValueError("Make sure that the channel dimension of the pixel values match with the one set in "
                              "the configuration.")
         embedding = self.embedder(jnp.transpose(pixel_values, (0, 2, 3, 1)), deterministic)
-        return max_pool_3x3_stride_2(embedding, self.dtype)
+        return conv.max_pool_2d(embedding, 3, 2, 1, self.dtype)
 
 
 class ResNetShortCut(nn.Module):
@@ -213,11 +189,11 @@ class ResNetEncoder(nn.Module):
 
     def __call__(self, hidden, deterministic: bool = True, output_hidden_states: bool = False):
         """Channels-last in and out; hidden states (embeddings, then each stage) channels-first."""
-        all_hidden = (channels_first(hidden),) if output_hidden_states else None
+        all_hidden = (conv.channels_first(hidden),) if output_hidden_states else None
         for stage in self.stages:
             hidden = stage(hidden, deterministic)
             if output_hidden_states:
-                all_hidden = all_hidden + (channels_first(hidden),)
+                all_hidden = all_hidden + (conv.channels_first(hidden),)
         return hidden, all_hidden
 
 
@@ -238,7 +214,7 @@ class ResNetModule(nn.Module):
         pixel_values = jnp.asarray(pixel_values, self.dtype)
         hidden, all_hidden = self.encoder(self.embedder(pixel_values, deterministic), deterministic,
                                           output_hidden_states)
-        last = channels_first(hidden)
+        last = conv.channels_first(hidden)
         pooled = jnp.mean(last, axis=(2, 3), keepdims=True)
         return outputs.BaseModelOutput(last_hidden_state=last, pooler_output=pooled, hidden_states=all_hidden)
 

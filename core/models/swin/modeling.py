@@ -23,21 +23,16 @@ import jax.numpy as jnp
 import flax.linen as nn
 
 from core import outputs
+from core.layers import conv
 from core.layers import losses
+from core.layers import mlp as M
+from core.layers import positions as pos
 from core.layers import prims as P
 from core.models.swin.config import SwinConfig
 from core.models.vit.modeling import pixel_shuffle, reconstruction_loss
 
 
 # -- static window geometry (Python, at trace time) ----------------------------------------------
-
-def relative_position_index(window: int) -> list:
-    """(window², window²) indices into the relative position bias table, as transformers'
-    SwinRelativePositionBias (a non-persistent buffer there; a constant here)."""
-    coords = [(i, j) for i in range(window) for j in range(window)]
-    return [[(a[0] - b[0] + window - 1) * (2 * window - 1) + (a[1] - b[1] + window - 1) for b in coords]
-            for a in coords]
-
 
 def shift_mask(height: int, width: int, window: int, shift: int) -> list:
     """(windows, window², window²) additive mask of the shifted windows of a (height, width)
@@ -111,7 +106,7 @@ def window_reverse(windows, window: int, batch: int, height: int, width: int):
 def to_maps(hidden, height: int, width: int):
     """(batch, height * width, channels) tokens → (batch, channels, height, width)."""
     batch, _, channels = jnp.shape(hidden)
-    return jnp.transpose(jnp.reshape(hidden, (batch, height, width, channels)), (0, 3, 1, 2))
+    return conv.channels_first(jnp.reshape(hidden, (batch, height, width, channels)))
 
 
 # -- embeddings ----------------------------------------------------------------------------------
@@ -201,11 +196,8 @@ class SwinSelfAttention(nn.Module):
     def position_bias(self):
         """(1, heads, window², window²) bias of the configured window."""
         window = self.config.window_size
-        area = window * window
-        index = jnp.asarray(relative_position_index(window), jnp.int32)
-        bias = jnp.take(jnp.asarray(self.relative_position_bias_table, self.dtype), jnp.reshape(index, (area * area,)),
-                        axis=0)
-        return jnp.expand_dims(jnp.transpose(jnp.reshape(bias, (area, area, self.num_heads)), (2, 0, 1)), 0)
+        return pos.gather_relative_bias(jnp.asarray(self.relative_position_bias_table, self.dtype),
+                                        pos.grid_relative_position_index(window, window))
 
     def __call__(self, windows, mask=None, deterministic: bool = True, output_attentions: bool = False):
         """windows (batch * num_windows, window², dim); mask (num_windows, window², window²) or None."""
@@ -225,23 +217,6 @@ class SwinSelfAttention(nn.Module):
         return jnp.reshape(context, (count, length, self.dim)), weights
 
 
-class SwinDenseDropout(nn.Module):
-    """dense → dropout: SwinSelfOutput (dim → dim) and SwinOutput (mlp → dim)."""
-    config: SwinConfig
-    features: int
-    in_features: int
-    dtype: jnp.dtype = jnp.float32
-    param_dtype: jnp.dtype = jnp.float32
-
-    def setup(self):
-        c = self.config
-        self.dense = P.Dense(self.features, self.in_features, True, c.initializer_range, self.dtype, self.param_dtype)
-        self.dropout = P.Dropout(c.hidden_dropout_prob)
-
-    def __call__(self, hidden, deterministic: bool = True):
-        return self.dropout(self.dense(hidden), deterministic=deterministic)
-
-
 class SwinAttention(nn.Module):
     config: SwinConfig
     dim: int
@@ -250,27 +225,14 @@ class SwinAttention(nn.Module):
     param_dtype: jnp.dtype = jnp.float32
 
     def setup(self):
-        self.self = SwinSelfAttention(self.config, self.dim, self.num_heads, self.dtype, self.param_dtype)
-        self.output = SwinDenseDropout(self.config, self.dim, self.dim, self.dtype, self.param_dtype)
+        c = self.config
+        self.self = SwinSelfAttention(c, self.dim, self.num_heads, self.dtype, self.param_dtype)
+        self.output = M.DenseDropout(self.dim, self.dim, c.hidden_dropout_prob, c.initializer_range, self.dtype,
+                                     self.param_dtype)
 
     def __call__(self, windows, mask=None, deterministic: bool = True, output_attentions: bool = False):
         context, weights = self.self(windows, mask, deterministic, output_attentions)
         return self.output(context, deterministic), weights
-
-
-class SwinIntermediate(nn.Module):
-    config: SwinConfig
-    dim: int
-    dtype: jnp.dtype = jnp.float32
-    param_dtype: jnp.dtype = jnp.float32
-
-    def setup(self):
-        c = self.config
-        self.dense = P.Dense(int(c.mlp_ratio * self.dim), self.dim, True, c.initializer_range, self.dtype,
-                             self.param_dtype)
-
-    def __call__(self, hidden):
-        return P.act(self.dense(hidden), self.config.hidden_act)
 
 
 class SwinDropPath(nn.Module):
@@ -306,8 +268,11 @@ class SwinLayer(nn.Module):
         self.attention = SwinAttention(c, self.dim, self.num_heads, self.dtype, self.param_dtype)
         self.drop_path = SwinDropPath(self.drop_path_rate)
         self.layernorm_after = P.LayerNorm(self.dim, c.layer_norm_eps, dtype=self.dtype, param_dtype=self.param_dtype)
-        self.intermediate = SwinIntermediate(c, self.dim, self.dtype, self.param_dtype)
-        self.output = SwinDenseDropout(c, self.dim, int(c.mlp_ratio * self.dim), self.dtype, self.param_dtype)
+        mlp_dim = int(c.mlp_ratio * self.dim)
+        self.intermediate = M.DenseActivation(mlp_dim, self.dim, c.hidden_act, c.initializer_range, self.dtype,
+                                              self.param_dtype)
+        self.output = M.DenseDropout(self.dim, mlp_dim, c.hidden_dropout_prob, c.initializer_range, self.dtype,
+                                     self.param_dtype)
 
     def __call__(self, hidden, height: int, width: int, deterministic: bool = True,
                  output_attentions: bool = False):

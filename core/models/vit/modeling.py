@@ -19,6 +19,7 @@ import flax.linen as nn
 
 from core import outputs
 from core.layers import losses
+from core.layers import mlp as M
 from core.layers import prims as P
 from core.models.vit.config import ViTMSNConfig
 
@@ -146,47 +147,20 @@ class ViTSelfAttention(nn.Module):
         return jnp.reshape(context, (batch, length, c.hidden_size)), weights
 
 
-class ViTDenseDropout(nn.Module):
-    """dense → dropout (the residual is added by the layer): ViTSelfOutput / ViTOutput."""
-    config: ViTMSNConfig
-    in_features: int
-    dtype: jnp.dtype = jnp.float32
-    param_dtype: jnp.dtype = jnp.float32
-
-    def setup(self):
-        c = self.config
-        self.dense = P.Dense(c.hidden_size, self.in_features, True, c.initializer_range, self.dtype, self.param_dtype)
-        self.dropout = P.Dropout(c.hidden_dropout_prob)
-
-    def __call__(self, hidden, deterministic: bool = True):
-        return self.dropout(self.dense(hidden), deterministic=deterministic)
-
-
 class ViTAttention(nn.Module):
     config: ViTMSNConfig
     dtype: jnp.dtype = jnp.float32
     param_dtype: jnp.dtype = jnp.float32
 
     def setup(self):
-        self.attention = ViTSelfAttention(self.config, self.dtype, self.param_dtype)
-        self.output = ViTDenseDropout(self.config, self.config.hidden_size, self.dtype, self.param_dtype)
+        c = self.config
+        self.attention = ViTSelfAttention(c, self.dtype, self.param_dtype)
+        self.output = M.DenseDropout(c.hidden_size, c.hidden_size, c.hidden_dropout_prob, c.initializer_range,
+                                     self.dtype, self.param_dtype)
 
     def __call__(self, hidden, deterministic: bool = True, output_attentions: bool = False):
         context, weights = self.attention(hidden, deterministic, output_attentions)
         return self.output(context, deterministic), weights
-
-
-class ViTIntermediate(nn.Module):
-    config: ViTMSNConfig
-    dtype: jnp.dtype = jnp.float32
-    param_dtype: jnp.dtype = jnp.float32
-
-    def setup(self):
-        c = self.config
-        self.dense = P.Dense(c.intermediate_size, c.hidden_size, True, c.initializer_range, self.dtype, self.param_dtype)
-
-    def __call__(self, hidden):
-        return P.act(self.dense(hidden), self.config.hidden_act)
 
 
 class ViTLayer(nn.Module):
@@ -198,8 +172,10 @@ class ViTLayer(nn.Module):
     def setup(self):
         c = self.config
         self.attention = ViTAttention(c, self.dtype, self.param_dtype)
-        self.intermediate = ViTIntermediate(c, self.dtype, self.param_dtype)
-        self.output = ViTDenseDropout(c, c.intermediate_size, self.dtype, self.param_dtype)
+        self.intermediate = M.DenseActivation(c.intermediate_size, c.hidden_size, c.hidden_act, c.initializer_range,
+                                              self.dtype, self.param_dtype)
+        self.output = M.DenseDropout(c.hidden_size, c.intermediate_size, c.hidden_dropout_prob, c.initializer_range,
+                                     self.dtype, self.param_dtype)
         self.layernorm_before = P.LayerNorm(c.hidden_size, c.layer_norm_eps, dtype=self.dtype,
                                             param_dtype=self.param_dtype)
         self.layernorm_after = P.LayerNorm(c.hidden_size, c.layer_norm_eps, dtype=self.dtype,

@@ -27,18 +27,16 @@ g·v/‖v‖ (norm over all axes but the kernel axis) is computed here, so savin
 same two tensors.
 """
 import chex
-import jax
 import jax.numpy as jnp
 import flax.linen as nn
 
 from core import outputs
+from core.layers import conv
+from core.layers import heads as H
 from core.layers import losses
 from core.layers import positions
 from core.layers import prims as P
 from core.models.wav2vec2.config import SpeechEncoderConfig
-
-NEG = -1e30       # log(0) of the CTC recursion: finite, so no inf - inf NaNs
-
 
 def frame_lengths(config, lengths):
     """Samples → frames, per example: the conv output-length formula of every feature layer."""
@@ -124,51 +122,6 @@ class Wav2Vec2FeatureProjection(nn.Module):
         return self.dropout(self.projection(normed), deterministic=deterministic), normed
 
 
-class GroupedConv1D(nn.Module):
-    """A grouped 1-D conv with torch's weight layout (out, in/groups, kernel), "same" length
-    output: pad kernel//2 on both sides and keep the first `time` outputs (transformers'
-    SamePadLayer drops the last one for even kernels). With `weight_norm` the kernel is
-    g·v/‖v‖ (torch's weight_norm(dim=2): g (1, 1, kernel), the norm over the other axes).
-    Computed as one einsum per kernel tap over shifted slices (portable; no lax.conv)."""
-    features: int
-    kernel_size: int
-    groups: int
-    weight_norm: bool = True
-    init_std: float = 0.02
-    dtype: jnp.dtype = jnp.float32
-    param_dtype: jnp.dtype = jnp.float32
-
-    def setup(self):
-        shape = (self.features, self.features // self.groups, self.kernel_size)
-        if self.weight_norm:
-            self.weight_g = self.param("weight_g", P.ones_init(), (1, 1, self.kernel_size), self.param_dtype)
-            self.weight_v = self.param("weight_v", P.normal_init(self.init_std), shape, self.param_dtype)
-        else:
-            self.weight = self.param("weight", P.normal_init(self.init_std), shape, self.param_dtype)
-        self.bias = self.param("bias", P.zeros_init(), (self.features,), self.param_dtype)
-
-    def kernel(self):
-        if not self.weight_norm:
-            return jnp.asarray(self.weight, jnp.float32)
-        v = jnp.asarray(self.weight_v, jnp.float32)
-        norm = jnp.power(jnp.sum(jnp.square(v), axis=(0, 1), keepdims=True), 0.5)
-        return jnp.asarray(self.weight_g, jnp.float32) * v / norm
-
-    def __call__(self, hidden):
-        batch, time, features = jnp.shape(hidden)
-        groups = self.groups
-        per_group = features // groups
-        pad = self.kernel_size // 2
-        zeros = jnp.zeros((batch, pad, features), self.dtype)
-        padded = jnp.concatenate([zeros, jnp.asarray(hidden, self.dtype), zeros], axis=1)
-        kernel = jnp.asarray(jnp.reshape(self.kernel(), (groups, per_group, per_group, self.kernel_size)), self.dtype)
-        out = jnp.zeros((batch, time, groups, per_group), self.dtype)
-        for k in range(self.kernel_size):
-            window = jnp.reshape(padded[:, k:k + time], (batch, time, groups, per_group))
-            out = out + jnp.einsum("btgi,goi->btgo", window, kernel[:, :, :, k])
-        return jnp.reshape(out, (batch, time, features)) + jnp.asarray(self.bias, self.dtype)
-
-
 class Wav2Vec2PositionalConvEmbedding(nn.Module):
     """(HuBERT: BatchNorm →) weight-normed grouped conv → activation."""
     config: SpeechEncoderConfig
@@ -179,7 +132,7 @@ class Wav2Vec2PositionalConvEmbedding(nn.Module):
         c = self.config
         if c.pos_batch_norm:
             self.batch_norm = P.BatchNorm(c.hidden_size, 1e-5, 0.1, True, self.dtype, self.param_dtype)
-        self.conv = GroupedConv1D(c.hidden_size, c.num_conv_pos_embeddings, c.num_conv_pos_embedding_groups,
+        self.conv = conv.GroupedConv1D(c.hidden_size, c.num_conv_pos_embeddings, c.num_conv_pos_embedding_groups,
                                   not c.pos_batch_norm, c.initializer_range, self.dtype, self.param_dtype)
 
     def __call__(self, hidden):
@@ -372,66 +325,6 @@ class Wav2Vec2Module(nn.Module):
 
 # -- heads ---------------------------------------------------------------------------------------
 
-def ctc_loss(logits, labels, logit_lengths, blank: int, reduction: str, zero_infinity: bool):
-    """torch's `ctc_loss` as `transformers` calls it: labels equal to -100 or to the blank are
-    dropped (the rest move to the front, torch's masked_select), log-softmax in float32, the
-    forward (alpha) recursion in log space over the static number of frames, frames past each
-    example's length ignored. reduction "mean" divides each loss by its target length (at least
-    1) and averages; "sum" adds; "none" returns per-example losses. An impossible alignment
-    gives inf (0 with zero_infinity)."""
-    batch, time, _ = jnp.shape(logits)
-    width = jnp.shape(labels)[1]
-    log_probs = jax.nn.log_softmax(jnp.asarray(logits, jnp.float32), axis=-1)
-    valid = jnp.logical_and(jnp.not_equal(labels, -100), jnp.not_equal(labels, blank))
-    valid_i = jnp.asarray(valid, jnp.int32)
-    target_lengths = jnp.sum(valid_i, axis=-1)
-    slot = jnp.cumsum(valid_i, axis=-1) - 1
-    moves = jnp.logical_and(jnp.equal(jnp.expand_dims(slot, -1), jnp.reshape(jnp.arange(width), (1, 1, width))),
-                            jnp.expand_dims(valid, -1))
-    targets = jnp.sum(jnp.where(moves, jnp.expand_dims(labels, -1), jnp.zeros_like(jnp.expand_dims(labels, -1))),
-                      axis=1)
-    blanks = jnp.full((batch, width), blank, jnp.result_type(targets))
-    states = jnp.concatenate([jnp.reshape(jnp.stack([blanks, targets], axis=-1), (batch, 2 * width)),
-                              blanks[:, :1]], axis=1)
-    num_states = 2 * width + 1
-    before = jnp.concatenate([blanks[:, :1], blanks[:, :1], states[:, :-2]], axis=1)
-    skip = jnp.logical_and(jnp.not_equal(states, blank), jnp.not_equal(states, before))
-    emit = jnp.take_along_axis(log_probs, jnp.broadcast_to(jnp.expand_dims(states, 1), (batch, time, num_states)),
-                               axis=-1)
-    index = jnp.arange(num_states)
-    # transitions[b, i, j] = 1 where state i may move to state j: stay, advance, or skip a blank.
-    source = jnp.expand_dims(index, 1)
-    dest = jnp.expand_dims(index, 0)
-    moves = jnp.asarray(jnp.equal(source, dest), jnp.float32) + jnp.asarray(jnp.equal(source + 1, dest), jnp.float32)
-    skips = jnp.logical_and(jnp.expand_dims(jnp.equal(source + 2, dest), 0), jnp.expand_dims(skip, 1))
-    transitions = jnp.expand_dims(moves, 0) + jnp.asarray(skips, jnp.float32)      # the three are disjoint
-    alpha = jnp.where(jnp.expand_dims(index, 0) < 2, emit[:, 0], jnp.full_like(emit[:, 0], NEG))
-    for t in range(1, time):
-        # log-sum-exp over predecessors as one contraction per frame (few ops per step: a long
-        # unrolled chain of small elementwise ops compiles very slowly on XLA:CPU).
-        top = jnp.max(alpha, axis=-1, keepdims=True)
-        total = jnp.einsum("bi,bij->bj", jnp.exp(alpha - top), transitions)
-        reached = total > 0.0
-        step = jnp.where(reached, jnp.log(jnp.where(reached, total, jnp.full_like(total, 1.0))) + top,
-                         jnp.full_like(total, NEG)) + emit[:, t]
-        alpha = jnp.where(jnp.expand_dims(t < logit_lengths, -1), step, alpha)
-    last = jnp.take_along_axis(alpha, jnp.expand_dims(2 * target_lengths, -1), axis=-1)[:, 0]
-    before_last = jnp.take_along_axis(alpha, jnp.expand_dims(jnp.maximum(2 * target_lengths - 1, 0), -1),
-                                      axis=-1)[:, 0]
-    before_last = jnp.where(target_lengths > 0, before_last, jnp.full_like(before_last, NEG))
-    m = jnp.maximum(last, before_last)
-    loss = -(m + jnp.log(jnp.exp(last - m) + jnp.exp(before_last - m)))
-    impossible = loss > 1e29
-    fill = 0.0 if zero_infinity else float("inf")
-    loss = jnp.where(impossible, jnp.full_like(loss, fill), loss)
-    if reduction == "none":
-        return loss
-    if reduction == "sum":
-        return jnp.sum(loss)
-    lengths = jnp.asarray(jnp.maximum(target_lengths, 1), jnp.float32)
-    return jnp.mean(loss / lengths)
-
-
 class Wav2Vec2ForCTC(nn.Module):
     """dropout → lm_head over every frame; CTC loss with labels (blank = pad_token_id)."""
     config: SpeechEncoderConfig
@@ -469,7 +362,7 @@ class Wav2Vec2ForCTC(nn.Module):
                 samples = jnp.full((jnp.shape(input_values)[0],), jnp.shape(input_values)[1], jnp.int32)
             else:
                 samples = jnp.sum(jnp.asarray(attention_mask, jnp.int32), axis=-1)
-            loss = ctc_loss(logits, labels, frame_lengths(c, samples), c.pad_token_id, c.ctc_loss_reduction,
+            loss = losses.ctc_loss(logits, labels, frame_lengths(c, samples), c.pad_token_id, c.ctc_loss_reduction,
                             c.ctc_zero_infinity)
         return outputs.CausalLMOutput(loss=loss, logits=logits, hidden_states=base.hidden_states,
                                       attentions=base.attentions)
@@ -514,7 +407,7 @@ class Wav2Vec2ForSequenceClassification(nn.Module):
         base = self.base(input_values, attention_mask, deterministic, output_attentions,
                          output_hidden_states or weighted)
         if weighted:
-            hidden = weighted_layer_sum(base.hidden_states, self.layer_weights, self.dtype)
+            hidden = H.weighted_layer_sum(base.hidden_states, self.layer_weights, self.dtype)
         else:
             hidden = base.last_hidden_state
         hidden = self.projector(hidden)
@@ -533,39 +426,6 @@ class Wav2Vec2ForSequenceClassification(nn.Module):
         all_hidden = base.hidden_states if output_hidden_states else None
         return outputs.SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=all_hidden,
                                                 attentions=base.attentions)
-
-
-def weighted_layer_sum(hidden_states, layer_weights, dtype):
-    """Σ_l softmax(layer_weights)_l · hidden_states[l] over every layer's (batch, frames, hidden)
-    states (the embeddings' included): `use_weighted_layer_sum`."""
-    stacked = jnp.stack(hidden_states, axis=1)
-    norm_weights = jax.nn.softmax(jnp.asarray(layer_weights, dtype), axis=-1)
-    return jnp.sum(stacked * jnp.reshape(norm_weights, (1, -1, 1, 1)), axis=1)
-
-
-def first_max_index(x):
-    """argmax over the last axis, the first of equal maxima (torch's and JAX's tie rule)."""
-    is_max = jnp.equal(x, jnp.max(x, axis=-1, keepdims=True))
-    first = jnp.logical_and(is_max, jnp.equal(jnp.cumsum(jnp.asarray(is_max, jnp.int32), axis=-1), 1))
-    positions = jnp.arange(jnp.shape(x)[-1])
-    return jnp.sum(jnp.where(first, positions, jnp.zeros_like(positions)), axis=-1)
-
-
-def l2_normalize(x, axis: int):
-    """torch's F.normalize: x / max(‖x‖₂, 1e-12) along `axis`."""
-    norm = jnp.power(jnp.sum(jnp.square(x), axis=axis, keepdims=True), 0.5)
-    return x / jnp.maximum(norm, 1e-12)
-
-
-def am_softmax_loss(embeddings, weight, labels, scale: float = 30.0, margin: float = 0.4):
-    """transformers' AMSoftmaxLoss: cosines between the normalized embeddings (rows) and the
-    normalized class vectors (columns of `weight` (dim, num_labels)), the margin subtracted at
-    the label, times `scale`, then mean cross-entropy."""
-    cos_theta = jnp.dot(l2_normalize(embeddings, 1), l2_normalize(weight, 0))
-    flat_labels = jnp.reshape(labels, (-1,))
-    onehot = jnp.equal(jnp.expand_dims(flat_labels, -1), jnp.expand_dims(jnp.arange(jnp.shape(weight)[1]), 0))
-    logits = scale * jnp.where(onehot, cos_theta - margin, cos_theta)
-    return losses.cross_entropy(logits, flat_labels)
 
 
 class Wav2Vec2ForAudioFrameClassification(nn.Module):
@@ -606,13 +466,13 @@ class Wav2Vec2ForAudioFrameClassification(nn.Module):
         base = self.base(input_values, attention_mask, deterministic, output_attentions,
                          output_hidden_states or weighted)
         if weighted:
-            hidden = weighted_layer_sum(base.hidden_states, self.layer_weights, self.dtype)
+            hidden = H.weighted_layer_sum(base.hidden_states, self.layer_weights, self.dtype)
         else:
             hidden = base.last_hidden_state
         logits = self.classifier(hidden)
         loss = None
         if labels is not None:
-            targets = first_max_index(jnp.reshape(labels, (-1, c.num_labels)))
+            targets = H.first_max_index(jnp.reshape(labels, (-1, c.num_labels)))
             loss = losses.cross_entropy(jnp.reshape(logits, (-1, c.num_labels)), targets)
         all_hidden = base.hidden_states if output_hidden_states else None
         return outputs.TokenClassifierOutput(loss=loss, logits=logits, hidden_states=all_hidden,
@@ -694,7 +554,7 @@ class Wav2Vec2ForXVector(nn.Module):
         base = self.base(input_values, attention_mask, deterministic, output_attentions,
                          output_hidden_states or weighted)
         if weighted:
-            hidden = weighted_layer_sum(base.hidden_states, self.layer_weights, self.dtype)
+            hidden = H.weighted_layer_sum(base.hidden_states, self.layer_weights, self.dtype)
         else:
             hidden = base.last_hidden_state
         hidden = self.projector(hidden)
@@ -720,7 +580,7 @@ class Wav2Vec2ForXVector(nn.Module):
         logits = self.classifier(embeddings)
         loss = None
         if labels is not None:
-            loss = am_softmax_loss(logits, jnp.asarray(self.objective, self.dtype), labels)
+            loss = losses.am_softmax_loss(logits, jnp.asarray(self.objective, self.dtype), labels)
         all_hidden = base.hidden_states if output_hidden_states else None
         return outputs.XVectorOutput(loss=loss, logits=logits, embeddings=embeddings, hidden_states=all_hidden,
                                      attentions=base.attentions)
