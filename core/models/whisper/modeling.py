@@ -15,12 +15,12 @@ encoder input: `__call__(input_features, attention_mask=None, decoder_input_ids=
 `init_cache(batch_size, max_length, encoder_length)`.
 """
 import chex
-import jax
 import jax.numpy as jnp
 import flax.linen as nn
 
 from core import outputs
 from core.layers import losses
+from core.layers import heads as H
 from core.layers import prims as P
 from core.layers.decoder import collect_hidden_states, decoder_inputs, keep_last, update_layer_cache
 from core.models.bart.modeling import make_cache, shift_tokens_right
@@ -358,9 +358,7 @@ class WhisperForAudioClassification(nn.Module):
         encoded = self.encoder(input_features, deterministic, output_attentions,
                                output_hidden_states or c.use_weighted_layer_sum)
         if c.use_weighted_layer_sum:
-            stacked = jnp.stack(encoded.hidden_states, axis=1)
-            weights = jax.nn.softmax(jnp.asarray(self.layer_weights, self.dtype), axis=-1)
-            hidden = jnp.sum(stacked * jnp.reshape(weights, (1, -1, 1, 1)), axis=1)
+            hidden = H.weighted_layer_sum(encoded.hidden_states, self.layer_weights, self.dtype)
         else:
             hidden = encoded.last_hidden_state
         pooled = jnp.mean(self.projector(hidden), axis=1)
