@@ -327,11 +327,13 @@ class Module(tf.Module):
         if hasattr(self, "encode"):
             return self._generate_seq2seq(input_ids, attention_mask, config, seed, streamer, tokenizer)
 
+        step = self._decode_step("causal")
+
         def forward(ids, slot_mask, positions, cache, index):
             as_tensor = lambda a: tf.constant(np.asarray(a, np.int32))   # noqa: E731
-            out = self(input_ids=as_tensor(ids), attention_mask=as_tensor(slot_mask),
-                       position_ids=as_tensor(positions), cache=cache, cache_index=index, logits_to_keep=1)
-            return tf.cast(out.logits[:, -1], tf.float32).numpy(), out.cache
+            logits, cache = step(as_tensor(ids), as_tensor(slot_mask), as_tensor(positions), cache,
+                                 tf.constant(index, tf.int32))
+            return logits.numpy(), cache
 
         def reorder(cache, beam_idx):
             index = tf.constant(np.asarray(beam_idx, np.int32))
@@ -358,6 +360,26 @@ class Module(tf.Module):
         encoder_hidden = tf.repeat(encoder_hidden, expand, axis=0)
         return tf.constant(self._run_decoder(request, encoder_hidden, encoder_mask, seed, streamer))
 
+    def _decode_step(self, kind: str):
+        """One cached decoder step of this model as a `tf.function` ("causal": `__call__`;
+        "seq2seq": `decode`, `fill_cross_cache` static), kept per model and traced once per input
+        shapes. Eager TF dispatches every op of every layer from Python at each token, which made
+        the port's decoding about 15× slower than transformers (GPT-2 124M, scripts.bench ports)."""
+        steps = self.__dict__.setdefault("_decode_steps", {})    # outside tf.Module's variable tracking
+        if kind not in steps:
+            if kind == "causal":
+                def step(ids, slot_mask, positions, cache, index):
+                    out = self(input_ids=ids, attention_mask=slot_mask, position_ids=positions, cache=cache,
+                               cache_index=index, logits_to_keep=1)
+                    return tf.cast(out.logits[:, -1], tf.float32), out.cache
+            else:
+                def step(ids, encoder_hidden, encoder_mask, slot_mask, cache, index, fill_cross_cache):
+                    out = self.decode(ids, encoder_hidden, encoder_mask, slot_mask, cache, index, fill_cross_cache,
+                                      logits_to_keep=1)
+                    return tf.cast(out.logits[:, -1], tf.float32), out.cache
+            steps[kind] = tf.function(step)
+        return steps[kind]
+
     def _run_decoder(self, request: host.Request, encoder_hidden, encoder_mask, seed, streamer) -> np.ndarray:
         """The host decode loop of an encoder-decoder once the encoder has run (`encoder_hidden`
         already has the request's rows): the decoder's first step (the whole prompt, cache index 0)
@@ -368,10 +390,12 @@ class Module(tf.Module):
         def init_cache(rows, max_length):
             return self.init_cache(rows, max_length, encoder_length)
 
+        step = self._decode_step("seq2seq")
+
         def forward(ids, slot_mask, positions, cache, index):
-            out = self.decode(as_tensor(ids), encoder_hidden, encoder_mask, as_tensor(slot_mask), cache, index,
-                              index == 0, logits_to_keep=1)
-            return tf.cast(out.logits[:, -1], tf.float32).numpy(), out.cache
+            logits, cache = step(as_tensor(ids), encoder_hidden, encoder_mask, as_tensor(slot_mask), cache,
+                                 tf.constant(index, tf.int32), index == 0)
+            return logits.numpy(), cache
 
         def reorder(cache, beam_idx):
             index = as_tensor(beam_idx)
