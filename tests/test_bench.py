@@ -98,7 +98,8 @@ def test_quick_run_seq2seq_and_ports(tmp_path):
     assert cases["bert-forward-ports"]["check"]["max_abs_diff_torch_port"] < 1e-4
     assert cases["bert-forward-ports"]["check"]["max_abs_diff_tf_port"] < 1e-4
     assert cases["gpt2-decode-ports"]["check"] == {"tokens_identical_torch_port": True,
-                                                   "tokens_identical_tf_port": True}
+                                                   "tokens_identical_tf_port": True,
+                                                   "tokens_identical_tf_port_xla": True}
 
 
 @pytest.mark.slow
@@ -146,8 +147,10 @@ def test_quick_run_outputs(tmp_path):
     assert scan["status"] == "ok", scan.get("traceback")
     assert len(scan["samples"]["scan"]["wall"]) == 2
     assert {"trace_s", "lower_s", "compile_s"} <= set(scan["check"]["scan"])
-    if "unrolled" not in scan["samples"]:       # until core exposes P.Repeat's unroll
-        assert compile_cases["bert-compile-unrolled"]["status"] == "not available"
+    assert len(scan["samples"]["unrolled"]["wall"]) == 2
+    # Unrolled: one HLO body per layer, so a longer program; the same outputs.
+    assert scan["check"]["unrolled"]["hlo_chars"] > 2 * scan["check"]["scan"]["hlo_chars"]
+    assert scan["check"]["max_abs_diff_unrolled_vs_scan"] < 1e-5
 
     cases = {c["name"]: c for name in ("generate", "train") for c in suites[name]["cases"]}
     assert set(cases) == {"gpt2-decode", "gpt2-train-step"}

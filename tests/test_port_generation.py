@@ -120,6 +120,43 @@ def test_port_seq2seq_generates_the_tokens_of_jax_and_transformers(package, tmp_
             assert (expected[:, 1] == kwargs["forced_bos_token_id"]).all()
 
 
+# XLA compiles each step shape (~10 s a model here): GPT-2 in CI, the others with ROSETTA_FULL=1.
+@pytest.mark.parametrize("package,task", [
+    ("gpt2", "causal-lm"),
+    pytest.param("llama", "causal-lm", marks=pytest.mark.extended),
+    pytest.param("bart", "seq2seq-lm", marks=pytest.mark.extended)])
+def test_tf_port_xla_decode_step_gives_the_same_tokens(package, task, tmp_path):
+    """`generate(jit_compile=True)` (the cached step compiled by XLA) equals the default graph
+    step, greedy on a left-padded batch and beam search."""
+    spec = SPECS[package]
+    model_type, task, overrides, extra = next(c for c in spec.cases() if c[1] == task)
+    _, folder = spec.build(model_type, task, overrides, tmp_path)
+    inputs, _ = spec.inputs(task, overrides, extra if task == "seq2seq-lm" else ("left",))
+    ids, mask = np.asarray(inputs["input_ids"]), np.asarray(inputs["attention_mask"])
+    auto = ptf.AutoModelForSeq2SeqLM if task == "seq2seq-lm" else ptf.AutoModelForCausalLM
+    model = auto.from_pretrained(folder)
+    for kwargs in (dict(max_new_tokens=8), dict(max_new_tokens=6, num_beams=2)):
+        kwargs = dict(kwargs, do_sample=False, pad_token_id=0)
+        graph = model.generate(ids, attention_mask=mask, **kwargs).numpy()
+        xla = model.generate(ids, attention_mask=mask, jit_compile=True, **kwargs).numpy()
+        np.testing.assert_array_equal(xla, graph, str(kwargs))
+    assert ("causal" if task == "causal-lm" else "seq2seq", True) in model.__dict__["_decode_steps"]
+
+
+def test_tf_port_never_gathers_from_a_variable(tmp_path):
+    """Embedding lookups gather from a dense read: a ResourceGather would switch the table to
+    copy-on-read for good, and every later read (the tied LM head at each decode step) would
+    copy it whole."""
+    spec = SPECS["gpt2"]
+    model_type, task, overrides, _ = next(c for c in spec.cases() if c[1] == "causal-lm")
+    _, folder = spec.build(model_type, task, overrides, tmp_path)
+    model = ptf.AutoModelForCausalLM.from_pretrained(folder)
+    traced = tf.function(lambda ids: model(input_ids=ids).logits).get_concrete_function(
+        tf.TensorSpec((1, 5), tf.int32))
+    op_types = {op.type for op in traced.graph.get_operations()}
+    assert "ResourceGather" not in op_types and "GatherV2" in op_types and "MatMul" in op_types
+
+
 def test_port_generate_refuses_a_seq2seq_model_without_a_head(tmp_path):
     spec = SPECS["bart"]
     _, folder = spec.build("bart", "base", {}, tmp_path)

@@ -291,7 +291,8 @@ class Module(tf.Module):
         return getattr(self, "generation_config", None) or GenerationConfig.from_model_config(self.config)
 
     def generate(self, input_ids=None, attention_mask=None, generation_config: Optional[GenerationConfig] = None,
-                 seed: Optional[int] = None, streamer=None, tokenizer=None, **kwargs) -> tf.Tensor:
+                 seed: Optional[int] = None, streamer=None, tokenizer=None, jit_compile: bool = False,
+                 **kwargs) -> tf.Tensor:
         """`transformers`' `generate` for a causal-LM head (one with `init_cache`): greedy,
         sampling and beam search with the same options as `core`'s `CausalLMModel.generate`;
         returns prompt + new tokens (int64). A seq2seq-LM head (one with `encode`) generates as
@@ -302,7 +303,11 @@ class Module(tf.Module):
 
         Speech models (Whisper: `config.encoder_input == "input_features"`) take `input_features=`
         (or it positionally) and Whisper's options (language, task, ...), as `core`'s model does:
-        `core.generation.whisper.generate` with this module as its backend."""
+        `core.generation.whisper.generate` with this module as its backend.
+
+        jit_compile: compile the cached decoder step with XLA (`tf.function(jit_compile=True)`).
+        GPT-2 124M decodes ~1.6× faster, at ~50% more first-call time per shape (XLA
+        compiles the prefill and the decode step); tokens are the same. Off by default."""
         if not hasattr(self, "init_cache"):
             raise TypeError(f"{type(self).__name__} cannot generate: only causal-LM and seq2seq-LM heads (with a "
                             "KV cache) do")
@@ -313,7 +318,7 @@ class Module(tf.Module):
             if getattr(self.config, "encoder_input", "input_ids") == "input_features":
                 from core.generation import whisper
                 features = kwargs.pop("input_features", None) if input_ids is None else input_ids
-                tokens = whisper.generate(self.config, self._generation_defaults(), _WhisperBackend(self),
+                tokens = whisper.generate(self.config, self._generation_defaults(), _WhisperBackend(self, jit_compile),
                                           input_features=None if features is None else np.asarray(features),
                                           attention_mask=None if attention_mask is None else np.asarray(attention_mask),
                                           generation_config=generation_config,
@@ -325,9 +330,9 @@ class Module(tf.Module):
             raise TypeError("generate() needs input_ids")
         config = self._generation_defaults().merged(generation_config, **kwargs)
         if hasattr(self, "encode"):
-            return self._generate_seq2seq(input_ids, attention_mask, config, seed, streamer, tokenizer)
+            return self._generate_seq2seq(input_ids, attention_mask, config, seed, streamer, tokenizer, jit_compile)
 
-        step = self._decode_step("causal")
+        step = self._decode_step("causal", jit_compile)
 
         def forward(ids, slot_mask, positions, cache, index):
             as_tensor = lambda a: tf.constant(np.asarray(a, np.int32))   # noqa: E731
@@ -346,7 +351,7 @@ class Module(tf.Module):
                                limit, limit, seed, streamer, tokenizer)
         return tf.constant(tokens)
 
-    def _generate_seq2seq(self, input_ids, attention_mask, config, seed, streamer, tokenizer):
+    def _generate_seq2seq(self, input_ids, attention_mask, config, seed, streamer, tokenizer, jit_compile=False):
         """Encoder-decoder generate: the encoder runs once on the rows repeated for beams; the
         decoder's first step fills the cross-attention cache; returns decoder tokens starting with
         decoder_start_token_id, as `transformers` does."""
@@ -358,15 +363,16 @@ class Module(tf.Module):
         expand = enc_ids.shape[0] // request.batch         # encode each source once, repeat for the beams
         encoder_hidden = self.encode(as_tensor(enc_ids[::expand]), as_tensor(enc_mask[::expand])).last_hidden_state
         encoder_hidden = tf.repeat(encoder_hidden, expand, axis=0)
-        return tf.constant(self._run_decoder(request, encoder_hidden, encoder_mask, seed, streamer))
+        return tf.constant(self._run_decoder(request, encoder_hidden, encoder_mask, seed, streamer, jit_compile))
 
-    def _decode_step(self, kind: str):
+    def _decode_step(self, kind: str, jit_compile: bool = False):
         """One cached decoder step of this model as a `tf.function` ("causal": `__call__`;
         "seq2seq": `decode`, `fill_cross_cache` static), kept per model and traced once per input
         shapes. Eager TF dispatches every op of every layer from Python at each token, which made
-        the port's decoding about 15× slower than transformers (GPT-2 124M, scripts.bench ports)."""
+        the port's decoding about 15× slower than transformers (GPT-2 124M, scripts.bench ports).
+        `jit_compile` keeps a second, XLA-compiled step (see `generate`)."""
         steps = self.__dict__.setdefault("_decode_steps", {})    # outside tf.Module's variable tracking
-        if kind not in steps:
+        if (kind, jit_compile) not in steps:
             if kind == "causal":
                 def step(ids, slot_mask, positions, cache, index):
                     out = self(input_ids=ids, attention_mask=slot_mask, position_ids=positions, cache=cache,
@@ -377,10 +383,11 @@ class Module(tf.Module):
                     out = self.decode(ids, encoder_hidden, encoder_mask, slot_mask, cache, index, fill_cross_cache,
                                       logits_to_keep=1)
                     return tf.cast(out.logits[:, -1], tf.float32), out.cache
-            steps[kind] = tf.function(step)
-        return steps[kind]
+            steps[kind, jit_compile] = tf.function(step, jit_compile=jit_compile)
+        return steps[kind, jit_compile]
 
-    def _run_decoder(self, request: host.Request, encoder_hidden, encoder_mask, seed, streamer) -> np.ndarray:
+    def _run_decoder(self, request: host.Request, encoder_hidden, encoder_mask, seed, streamer,
+                     jit_compile: bool = False) -> np.ndarray:
         """The host decode loop of an encoder-decoder once the encoder has run (`encoder_hidden`
         already has the request's rows): the decoder's first step (the whole prompt, cache index 0)
         fills the cross-attention cache, later steps read it. int64 numpy, starting with the prompt."""
@@ -390,7 +397,7 @@ class Module(tf.Module):
         def init_cache(rows, max_length):
             return self.init_cache(rows, max_length, encoder_length)
 
-        step = self._decode_step("seq2seq")
+        step = self._decode_step("seq2seq", jit_compile)
 
         def forward(ids, slot_mask, positions, cache, index):
             logits, cache = step(as_tensor(ids), encoder_hidden, encoder_mask, as_tensor(slot_mask), cache,
@@ -409,8 +416,8 @@ class _WhisperBackend:
     cache-free decoder step (language detection), and the host decode loop
     (`host.prepare_prompted` + `Module._run_decoder`)."""
 
-    def __init__(self, module: Module):
-        self.module = module
+    def __init__(self, module: Module, jit_compile: bool = False):
+        self.module, self.jit_compile = module, jit_compile
 
     def encode(self, features: np.ndarray):
         return self.module.encode(tf.constant(np.asarray(features, np.float32))).last_hidden_state
@@ -426,7 +433,7 @@ class _WhisperBackend:
         request = host.prepare_prompted(cfg, prompt, max_length, min_length, tokenizer)
         expand = request.ids.shape[0] // request.batch
         encoder_hidden = tf.repeat(encoder_hidden, expand, axis=0) if expand > 1 else encoder_hidden
-        return self.module._run_decoder(request, encoder_hidden, None, seed, streamer)
+        return self.module._run_decoder(request, encoder_hidden, None, seed, streamer, self.jit_compile)
 
 
 def _tree_map(fn, tree):

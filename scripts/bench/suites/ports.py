@@ -5,7 +5,8 @@
   (graph mode, traced once in the warm-up); `transformers` with sdpa under `inference_mode`.
 - decode: GPT-2 124M greedy, 16-token prompt + 64 new tokens (--quick: tiny). The ports'
   `generate` steps their model with a KV cache (torch: updated in place) and picks tokens on
-  the host (`core.generation.host`), as `transformers` does in its Python loop.
+  the host (`core.generation.host`), as `transformers` does in its Python loop. The tf port
+  runs twice: its default graph step and `generate(jit_compile=True)` (XLA).
 
 TensorFlow is pinned to the run's thread count (intra- and inter-op pools) before it starts.
 """
@@ -103,6 +104,9 @@ def ports(ctx: Context) -> list[Case]:
     def decode_tf_port():
         return tf_lm.generate(tf.constant(prompt_ids, tf.int32), **options)
 
+    def decode_tf_port_xla():
+        return tf_lm.generate(tf.constant(prompt_ids, tf.int32), jit_compile=True, **options)
+
     def decode_ref():
         with torch.inference_mode():
             return ref_lm.generate(torch_ids, attention_mask=torch.ones_like(torch_ids), **options,
@@ -111,7 +115,8 @@ def ports(ctx: Context) -> list[Case]:
     def check_decode() -> dict:
         expected = decode_ref().numpy()
         return {"tokens_identical_torch_port": bool((np.asarray(decode_torch_port()) == expected).all()),
-                "tokens_identical_tf_port": bool((np.asarray(decode_tf_port()) == expected).all())}
+                "tokens_identical_tf_port": bool((np.asarray(decode_tf_port()) == expected).all()),
+                "tokens_identical_tf_port_xla": bool((np.asarray(decode_tf_port_xla()) == expected).all())}
 
     nbytes = sum(p.numel() * p.element_size() for p in ref_lm.parameters())
     lm_config = ref_lm.config
@@ -121,11 +126,14 @@ def ports(ctx: Context) -> list[Case]:
                      f"{prompt} + {new} new tokens, float32: torch port, tf port, transformers"),
         variants=[Variant("torch-port", decode_torch_port, "torch", "rosetta"),
                   Variant("tf-port", decode_tf_port, "tf", "rosetta"),
+                  Variant("tf-port-xla", decode_tf_port_xla, "tf", "rosetta"),
                   Variant("transformers", decode_ref, "torch", "reference")],
         baseline="transformers",
         work={"items": new, "item_unit": "token", "bytes": nbytes * new},
         info={"folder": str(folder), "parameter_bytes": nbytes,
               "ports": "Module.generate: model steps in the framework (KV cache), token choice on the host",
+              "tf-port": "the cached step as a tf.function (graph)",
+              "tf-port-xla": "generate(jit_compile=True): the cached step compiled by XLA",
               "reference": "transformers.GPT2LMHeadModel.generate (sdpa, DynamicCache, inference_mode)"},
         check=check_decode,
     ))
