@@ -158,6 +158,7 @@ def test_quick_run_outputs(tmp_path):
         assert case["status"] == "ok", (name, case.get("traceback"))
         assert len(case["ratios"]) == len(case["variants"]) - 1, name      # every Rosetta variant vs the reference
     assert cases["gpt2-decode"]["check"]["tokens_identical"]
+    assert cases["gpt2-decode"]["check"]["jax_read_bound_tok_per_s"] > 0
     assert cases["gpt2-decode"]["variants"]["rosetta"]["fraction_of_read_bandwidth"] > 0
     assert set(cases["gpt2-train-step"]["info"]["compile_s"]) == {"per_batch", "per_example"}
 

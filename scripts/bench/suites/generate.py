@@ -6,7 +6,8 @@ the same number of new tokens (min_new_tokens = max_new_tokens), so both do the 
 generate: GPT-2 124M, batch 1, a 16-token prompt, 64 new tokens (--quick: tiny GPT-2, 8 + 8).
 Decoding one token reads every weight once, so the bound is parameter bytes ÷ read bandwidth:
 `work.bytes` is parameter bytes × new tokens, and `fraction_of_read_bandwidth` says how close a
-variant comes to it.
+variant comes to it. The check also times JAX alone reading those weights (a jitted sum over
+the decode layout's buffers): XLA:CPU's own ceiling per token, in tokens/s.
 
 seq2seq: t5-small (60M), batch 1, a 64-token source, 32 new tokens (--quick: tiny T5).
 """
@@ -24,6 +25,32 @@ def _same_tokens(a, b) -> dict:
 
     a, b = np.asarray(a), np.asarray(b)
     return {"tokens_identical": bool(a.shape == b.shape and (a == b).all()), "shape": list(a.shape)}
+
+
+def _jax_weight_read(model, repeats: int = 10) -> dict:
+    """How fast JAX alone reads the weights decoding runs on (a jitted sum over every buffer of
+    `decode_params`, the per-layer layout): XLA:CPU's own ceiling for one token, next to the
+    machine's read bandwidth (the best of JAX and torch on a 1 GiB array)."""
+    import statistics
+    import time
+
+    import jax
+    import jax.numpy as jnp
+
+    from core.generation.model import decode_params
+
+    params = decode_params(model)
+    read = jax.jit(lambda tree: sum(jnp.sum(leaf) for leaf in jax.tree.leaves(tree)))
+    jax.block_until_ready(read(params))
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        jax.block_until_ready(read(params))
+        times.append(time.perf_counter() - start)
+    nbytes = sum(leaf.size * leaf.dtype.itemsize for leaf in jax.tree.leaves(params))
+    return {"jax_read_weights_ms_median": 1e3 * statistics.median(times),
+            "jax_read_weights_gb_per_s_best": nbytes / min(times) / 1e9,
+            "jax_read_bound_tok_per_s": 1 / statistics.median(times)}
 
 
 @suite("generate", "greedy decoding tokens/s: Rosetta one-jit generate vs transformers (GPT-2 124M)")
@@ -67,7 +94,7 @@ def generate(ctx: Context) -> list[Case]:
               "reference": "transformers.GPT2LMHeadModel.generate (sdpa, torch eager, inference_mode, DynamicCache)",
               "rosetta": "AutoModelForCausalLM.generate: prefill + lax.while_loop decode in one jit",
               "bound": "bytes = parameter bytes × new tokens: one full read of the weights per token"},
-        check=lambda: _same_tokens(run_ours(), run_ref().numpy()),
+        check=lambda: {**_same_tokens(run_ours(), run_ref().numpy()), **_jax_weight_read(ours)},
     )]
 
 
