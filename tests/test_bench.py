@@ -153,7 +153,11 @@ def test_quick_run_outputs(tmp_path):
     assert scan["check"]["max_abs_diff_unrolled_vs_scan"] < 1e-5
 
     cases = {c["name"]: c for name in ("generate", "train") for c in suites[name]["cases"]}
-    assert set(cases) == {"gpt2-decode", "gpt2-train-step"}
+    assert set(cases) == {"gpt2-decode", "gpt2-decode-batch2", "gpt2-train-step"}
+    assert cases["gpt2-decode-batch2"]["check"]["tokens_identical"]
+    assert cases["gpt2-decode-batch2"]["check"]["shape"] == [2, 16]
+    assert cases["gpt2-decode"]["info"]["rosetta_compile"]["compile_s"] >= 0
+    assert "Rosetta compile, apart from the timed runs" in (tmp_path / "out" / "bench.md").read_text()
     for name, case in cases.items():
         assert case["status"] == "ok", (name, case.get("traceback"))
         assert len(case["ratios"]) == len(case["variants"]) - 1, name      # every Rosetta variant vs the reference

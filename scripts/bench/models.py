@@ -28,7 +28,7 @@ T5_TINY = dict(vocab_size=1000, d_model=128, d_kv=32, d_ff=256, num_layers=2, nu
 PRESETS = {
     "full": {
         "bert": BERT_BASE, "batch": 8, "seq": 128,
-        "gpt2": GPT2_SMALL, "decode_prompt": 16, "decode_new": 64,
+        "gpt2": GPT2_SMALL, "decode_prompt": 16, "decode_new": 64, "decode_batches": (1, 8),
         "train_batch": 8, "train_seq": 128, "train_warmup": 1, "train_repeats": 3,
         "t5": T5_SMALL, "seq2seq_batch": 1, "seq2seq_source": 256, "seq2seq_new": 64, "seq2seq_beams": 4,
         "compile_bert": dict(num_hidden_layers=12),
@@ -37,7 +37,7 @@ PRESETS = {
     },
     "quick": {
         "bert": BERT_TINY, "batch": 2, "seq": 32,
-        "gpt2": GPT2_TINY, "decode_prompt": 8, "decode_new": 8,
+        "gpt2": GPT2_TINY, "decode_prompt": 8, "decode_new": 8, "decode_batches": (1, 2),
         "train_batch": 2, "train_seq": 32, "train_warmup": 1, "train_repeats": 2,
         "t5": T5_TINY, "seq2seq_batch": 1, "seq2seq_source": 16, "seq2seq_new": 8, "seq2seq_beams": 2,
         # Compile time depends on depth, hardly on width: keep 12 layers, tiny width.

@@ -124,6 +124,11 @@ def _case_markdown(case: dict) -> list[str]:
             lines.append(f"- ratio {r['baseline']} time ÷ {r['variant']} time: **{_ratio(r)}** paired over "
                          f"{len(r['paired'])} rounds; ratio of medians {r['ratio_of_medians']:.2f}×")
         lines.append("")
+    compiled = (case.get("info") or {}).get("rosetta_compile")
+    if compiled:
+        lines += [f"- Rosetta compile, apart from the timed runs: {compiled['compile_s']:.2f} s (first call "
+                  f"{compiled['first_call_s']:.2f} s after clearing JAX's caches − next call "
+                  f"{compiled['steady_call_s']:.2f} s)", ""]
     check = case.get("check")
     if check:
         lines += ["- " + _flat(check), ""]

@@ -3,7 +3,9 @@ whole decode loop in one `lax.while_loop`, explicit KV cache) against `transform
 (torch eager, sdpa attention, `inference_mode`), both loaded from the same folder and forced to
 the same number of new tokens (min_new_tokens = max_new_tokens), so both do the same work.
 
-generate: GPT-2 124M, batch 1, a 16-token prompt, 64 new tokens (--quick: tiny GPT-2, 8 + 8).
+generate: GPT-2 124M, batch 1 and batch 8, a 16-token prompt, 64 new tokens (--quick: tiny GPT-2,
+batch 1 and 2, 8 + 8). Rosetta's compile time is reported apart (`info.rosetta_compile`: first
+call after clearing JAX's caches minus the next call).
 Decoding one token reads every weight once, so the bound is parameter bytes ÷ read bandwidth:
 `work.bytes` is parameter bytes × new tokens, and `fraction_of_read_bandwidth` says how close a
 variant comes to it. The check also times JAX alone reading those weights (a jitted sum over
@@ -53,7 +55,24 @@ def _jax_weight_read(model, repeats: int = 10) -> dict:
             "jax_read_bound_tok_per_s": 1 / statistics.median(times)}
 
 
-@suite("generate", "greedy decoding tokens/s: Rosetta one-jit generate vs transformers (GPT-2 124M)")
+def _first_call_seconds(run) -> dict:
+    """Compile time of Rosetta's generate, reported apart from the timed runs: the first call
+    after `jax.clear_caches()` (trace + compile + one run) and the next one (run only)."""
+    import time
+
+    import jax
+
+    jax.clear_caches()
+    start = time.perf_counter()
+    run()
+    first = time.perf_counter() - start
+    start = time.perf_counter()
+    run()
+    steady = time.perf_counter() - start
+    return {"first_call_s": first, "steady_call_s": steady, "compile_s": max(first - steady, 0.0)}
+
+
+@suite("generate", "greedy decoding tokens/s: Rosetta one-jit generate vs transformers (GPT-2 124M, batch 1 and 8)")
 def generate(ctx: Context) -> list[Case]:
     import numpy as np
     import torch
@@ -67,35 +86,47 @@ def generate(ctx: Context) -> list[Case]:
     ours = AutoModelForCausalLM.from_pretrained(folder)
     ref = transformers.GPT2LMHeadModel.from_pretrained(folder, attn_implementation="sdpa",
                                                        dtype=torch.float32).eval()
-    ids = np.random.default_rng(0).integers(0, ours.config.vocab_size, size=(1, prompt))
     options = dict(max_new_tokens=new, min_new_tokens=new, do_sample=False)
-    torch_ids = torch.from_numpy(ids)
-
-    def run_ours():
-        return ours.generate(ids, **options)               # numpy out: blocks until done
-
-    def run_ref():
-        with torch.inference_mode():
-            return ref.generate(torch_ids, attention_mask=torch.ones_like(torch_ids), **options,
-                                pad_token_id=ref.config.eos_token_id)
-
     config = ours.config
     nbytes = _param_bytes(ref)
-    return [Case(
-        name="gpt2-decode",
-        description=(f"GPT-2 greedy decode, {config.n_layer} layers, d={config.n_embd}, batch 1, "
-                     f"{prompt}-token prompt + {new} new tokens, float32"),
-        variants=[Variant("rosetta", run_ours, "jax", "rosetta"),
-                  Variant("transformers", run_ref, "torch", "reference")],
-        baseline="transformers",
-        work={"items": new, "item_unit": "token", "bytes": nbytes * new},
-        info={"folder": str(folder), "parameters": ours.num_params(), "parameter_bytes": nbytes,
-              "prompt": prompt, "new_tokens": new,
-              "reference": "transformers.GPT2LMHeadModel.generate (sdpa, torch eager, inference_mode, DynamicCache)",
-              "rosetta": "AutoModelForCausalLM.generate: prefill + lax.while_loop decode in one jit",
-              "bound": "bytes = parameter bytes × new tokens: one full read of the weights per token"},
-        check=lambda: {**_same_tokens(run_ours(), run_ref().numpy()), **_jax_weight_read(ours)},
-    )]
+    cases = []
+    for batch in preset["decode_batches"]:
+        ids = np.random.default_rng(batch).integers(0, ours.config.vocab_size, size=(batch, prompt))
+        torch_ids = torch.from_numpy(ids)
+
+        def run_ours(ids=ids):
+            return ours.generate(ids, **options)               # numpy out: blocks until done
+
+        def run_ref(torch_ids=torch_ids):
+            with torch.inference_mode():
+                return ref.generate(torch_ids, attention_mask=torch.ones_like(torch_ids), **options,
+                                    pad_token_id=ref.config.eos_token_id)
+
+        def check(run_ours=run_ours, run_ref=run_ref, batch=batch):
+            out = _same_tokens(run_ours(), run_ref().numpy())
+            if batch == 1:
+                out.update(_jax_weight_read(ours))
+            return out
+
+        compile_info = _first_call_seconds(run_ours)
+        cases.append(Case(
+            name="gpt2-decode" if batch == 1 else f"gpt2-decode-batch{batch}",
+            description=(f"GPT-2 greedy decode, {config.n_layer} layers, d={config.n_embd}, batch {batch}, "
+                         f"{prompt}-token prompt + {new} new tokens, float32"),
+            variants=[Variant("rosetta", run_ours, "jax", "rosetta"),
+                      Variant("transformers", run_ref, "torch", "reference")],
+            baseline="transformers",
+            # the rows of a step share one read of the weights
+            work={"items": new * batch, "item_unit": "token", "bytes": nbytes * new},
+            info={"folder": str(folder), "parameters": ours.num_params(), "parameter_bytes": nbytes,
+                  "batch": batch, "prompt": prompt, "new_tokens": new, "rosetta_compile": compile_info,
+                  "reference": "transformers.GPT2LMHeadModel.generate (sdpa, torch eager, inference_mode, "
+                               "DynamicCache)",
+                  "rosetta": "AutoModelForCausalLM.generate: prefill + lax.while_loop decode in one jit",
+                  "bound": "bytes = parameter bytes × new tokens: one full read of the weights per step"},
+            check=check,
+        ))
+    return cases
 
 
 @suite("seq2seq", "encoder-decoder greedy generation: Rosetta vs transformers (t5-small)")
