@@ -55,6 +55,17 @@ def _jax_weight_read(model, repeats: int = 10) -> dict:
             "jax_read_bound_tok_per_s": 1 / statistics.median(times)}
 
 
+def _decoding_case(name, description, run_ours, run_ref, tokens: int, nbytes: int, info: dict, check) -> Case:
+    """Rosetta's generate against transformers' on the same work: `tokens` generated in all,
+    `nbytes` read from the weights in all (the rows or beams of a step share one read)."""
+    return Case(name=name, description=description,
+                variants=[Variant("rosetta", run_ours, "jax", "rosetta"),
+                          Variant("transformers", run_ref, "torch", "reference")],
+                baseline="transformers",
+                work={"items": tokens, "item_unit": "token", "bytes": nbytes},
+                info=info, check=check)
+
+
 def _first_call_seconds(run) -> dict:
     """Compile time of Rosetta's generate, reported apart from the timed runs: the first call
     after `jax.clear_caches()` (trace + compile + one run) and the next one (run only)."""
@@ -109,23 +120,17 @@ def generate(ctx: Context) -> list[Case]:
             return out
 
         compile_info = _first_call_seconds(run_ours)
-        cases.append(Case(
-            name="gpt2-decode" if batch == 1 else f"gpt2-decode-batch{batch}",
-            description=(f"GPT-2 greedy decode, {config.n_layer} layers, d={config.n_embd}, batch {batch}, "
-                         f"{prompt}-token prompt + {new} new tokens, float32"),
-            variants=[Variant("rosetta", run_ours, "jax", "rosetta"),
-                      Variant("transformers", run_ref, "torch", "reference")],
-            baseline="transformers",
-            # the rows of a step share one read of the weights
-            work={"items": new * batch, "item_unit": "token", "bytes": nbytes * new},
-            info={"folder": str(folder), "parameters": ours.num_params(), "parameter_bytes": nbytes,
-                  "batch": batch, "prompt": prompt, "new_tokens": new, "rosetta_compile": compile_info,
-                  "reference": "transformers.GPT2LMHeadModel.generate (sdpa, torch eager, inference_mode, "
-                               "DynamicCache)",
-                  "rosetta": "AutoModelForCausalLM.generate: prefill + lax.while_loop decode in one jit",
-                  "bound": "bytes = parameter bytes × new tokens: one full read of the weights per step"},
-            check=check,
-        ))
+        cases.append(_decoding_case(
+            "gpt2-decode" if batch == 1 else f"gpt2-decode-batch{batch}",
+            f"GPT-2 greedy decode, {config.n_layer} layers, d={config.n_embd}, batch {batch}, "
+            f"{prompt}-token prompt + {new} new tokens, float32",
+            run_ours, run_ref, new * batch, nbytes * new,
+            {"folder": str(folder), "parameters": ours.num_params(), "parameter_bytes": nbytes,
+             "batch": batch, "prompt": prompt, "new_tokens": new, "rosetta_compile": compile_info,
+             "reference": "transformers.GPT2LMHeadModel.generate (sdpa, torch eager, inference_mode, DynamicCache)",
+             "rosetta": "AutoModelForCausalLM.generate: prefill + lax.while_loop decode in one jit",
+             "bound": "bytes = parameter bytes × new tokens: one full read of the weights per step"},
+            check))
     return cases
 
 
@@ -160,20 +165,14 @@ def seq2seq(ctx: Context) -> list[Case]:
             with torch.inference_mode():
                 return ref.generate(torch_ids, attention_mask=torch_mask, **options)
 
-        cases.append(Case(
-            name=f"t5-generate-{name}",
-            description=(f"T5 {name} generation, {config.num_layers}+"
-                         f"{config.num_decoder_layers or config.num_layers} layers, d={config.d_model}, batch {batch}, "
-                         f"{source}-token source + {new} new tokens, float32"),
-            variants=[Variant("rosetta", run_ours, "jax", "rosetta"),
-                      Variant("transformers", run_ref, "torch", "reference")],
-            baseline="transformers",
-            # the beams of a step share one read of the weights
-            work={"items": new * batch, "item_unit": "token", "bytes": nbytes * new},
-            info={"folder": str(folder), "parameters": ours.num_params(), "parameter_bytes": nbytes,
-                  "reference": "transformers.T5ForConditionalGeneration.generate (sdpa, torch eager, inference_mode)",
-                  "rosetta": "AutoModelForSeq2SeqLM.generate: encoder once, cross K/V cached, decode in one jit",
-                  "bound": "bytes = parameter bytes × new tokens (the weights each step reads, whatever the beams)"},
-            check=lambda run_ours=run_ours, run_ref=run_ref: _same_tokens(run_ours(), run_ref().numpy()),
-        ))
+        cases.append(_decoding_case(
+            f"t5-generate-{name}",
+            f"T5 {name} generation, {config.num_layers}+{config.num_decoder_layers or config.num_layers} layers, "
+            f"d={config.d_model}, batch {batch}, {source}-token source + {new} new tokens, float32",
+            run_ours, run_ref, new * batch, nbytes * new,
+            {"folder": str(folder), "parameters": ours.num_params(), "parameter_bytes": nbytes,
+             "reference": "transformers.T5ForConditionalGeneration.generate (sdpa, torch eager, inference_mode)",
+             "rosetta": "AutoModelForSeq2SeqLM.generate: encoder once, cross K/V cached, decode in one jit",
+             "bound": "bytes = parameter bytes × new tokens (the weights each step reads, whatever the beams)"},
+            lambda run_ours=run_ours, run_ref=run_ref: _same_tokens(run_ours(), run_ref().numpy())))
     return cases
