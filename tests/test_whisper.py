@@ -249,19 +249,24 @@ GENERATION_CONFIG = dict(decoder_start_token_id=SOT, eos_token_id=EOS, pad_token
                          begin_suppress_tokens=[3, EOS], max_length=24)
 
 
+def _random_generation_pair(folder, config_kwargs: dict, seed: int):
+    """(transformers reference, our AutoModelForSpeechSeq2Seq) of a random Whisper with weights
+    of std 1 (argmax not degenerate) and the multilingual generation_config.json, saved in `folder`."""
+    from core import AutoModelForSpeechSeq2Seq
+    config = transformers.WhisperConfig(**config_kwargs)
+    torch.manual_seed(0)
+    reference = transformers.WhisperForConditionalGeneration._from_config(config, attn_implementation="eager").eval()
+    parity.randomize_(reference, seed, std=1.0)
+    reference.generation_config = transformers.GenerationConfig(**GENERATION_CONFIG)
+    reference.save_pretrained(folder)
+    return reference, AutoModelForSpeechSeq2Seq.from_pretrained(folder)
+
+
 @pytest.fixture(scope="module")
 def generation_pair(tmp_path_factory):
     """A tiny random Whisper (weights std 1, so argmax is not degenerate) with a multilingual
     generation_config.json, loaded by AutoModelForSpeechSeq2Seq."""
-    from core import AutoModelForSpeechSeq2Seq
-    config = transformers.WhisperConfig(**TINY)
-    torch.manual_seed(0)
-    reference = transformers.WhisperForConditionalGeneration._from_config(config, attn_implementation="eager").eval()
-    parity.randomize_(reference, 0, std=1.0)
-    reference.generation_config = transformers.GenerationConfig(**GENERATION_CONFIG)
-    folder = tmp_path_factory.mktemp("whisper-generate")
-    reference.save_pretrained(folder)
-    return reference, AutoModelForSpeechSeq2Seq.from_pretrained(folder)
+    return _random_generation_pair(tmp_path_factory.mktemp("whisper-generate"), TINY, seed=0)
 
 
 # Every case has a 4-token prompt, the greedy ones one length: one compiled loop per search.
@@ -360,15 +365,7 @@ TIMESTAMP_CASES = {
 @pytest.fixture(scope="module")
 def timestamp_pair(tmp_path_factory):
     """A tiny random Whisper with 19 timestamp tokens (std 1 weights: they get predicted)."""
-    from core import AutoModelForSpeechSeq2Seq
-    config = transformers.WhisperConfig(**TIMESTAMP_TINY)
-    torch.manual_seed(0)
-    reference = transformers.WhisperForConditionalGeneration._from_config(config, attn_implementation="eager").eval()
-    parity.randomize_(reference, 1, std=1.0)
-    reference.generation_config = transformers.GenerationConfig(**GENERATION_CONFIG)
-    folder = tmp_path_factory.mktemp("whisper-timestamps")
-    reference.save_pretrained(folder)
-    return reference, AutoModelForSpeechSeq2Seq.from_pretrained(folder)
+    return _random_generation_pair(tmp_path_factory.mktemp("whisper-timestamps"), TIMESTAMP_TINY, seed=1)
 
 
 def _timestamp_inputs(lengths, seed=3):
