@@ -217,13 +217,19 @@ def test_one_compilation_serves_new_values_and_params_are_arguments(pair):
 
 
 def test_decoding_runs_on_per_layer_params_made_once(pair):
-    """generate decodes on one buffer per layer (see core.generation.model.decode_params):
-    the same tokens as the stacked layout, the copy made once per params object."""
+    """generate decodes on one buffer per layer with Dense kernels transposed (see
+    core.generation.model.decode_params): the same tokens as the stacked layout, the copy made
+    once per params object."""
     reference, ours, folder = pair
     ids, mask = prompts()
     per_layer = ours.generate(ids, attention_mask=mask, max_new_tokens=12, num_beams=2)
     split = ours._decode_params[1]
     assert "block_0" in split["transformer"]["h"] and "block" not in split["transformer"]["h"]
+    # Dense kernels are stored (out, in) for decoding; the other params are as loaded.
+    assert sorted(split["transformer"]["h"]["block_0"]["mlp"]["down"]) == ["bias", "kernel_t"]
+    np.testing.assert_array_equal(split["transformer"]["h"]["block_0"]["mlp"]["down"]["kernel_t"],
+                                  np.asarray(ours.params["transformer"]["h"]["block"]["mlp"]["down"]["kernel"][0]).T)
+    assert split["transformer"]["wte"]["embedding"] is ours.params["transformer"]["wte"]["embedding"]
     ours.generate(ids, attention_mask=mask, max_new_tokens=3)
     assert ours._decode_params[1] is split                     # cached while params are the same
     ours.decode_layout = "stacked"

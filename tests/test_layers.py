@@ -209,6 +209,25 @@ def test_repeat_runs_per_layer_params_as_an_unrolled_loop(remat):
         module.apply(partial, x, 2.0, True)
 
 
+def test_per_layer_params_can_store_dense_kernels_transposed():
+    """The decoding layout: every `Dense` kernel as `kernel_t` (out, in), the same outputs."""
+    x = jnp.asarray(rand(2, 8, scale=1.0))
+    module = P.Repeat(_Block, 3, {"features": 8})
+    params = module.init(jax.random.PRNGKey(0), x, 2.0, True)
+    paths = P.dense_paths(module, x, 2.0, True)
+    assert paths == {("block", "dense")}
+    split = {"params": P.per_layer_params(params["params"], transposed_dense=paths)}
+    layer = split["params"]["block_1"]["dense"]
+    assert sorted(layer) == ["bias", "kernel_t"]
+    np.testing.assert_array_equal(layer["kernel_t"], params["params"]["block"]["dense"]["kernel"][1].T)
+    y, _ = module.apply(params, x, 2.0, True)
+    y_transposed, _ = module.apply(split, x, 2.0, True)
+    np.testing.assert_allclose(np.asarray(y_transposed), np.asarray(y), rtol=0, atol=1e-6)
+    wrong = jax.tree_util.tree_map_with_path(lambda path, a: a[:, :4] if "kernel_t" in str(path) else a, split)
+    with pytest.raises(ValueError, match=r"Dense block_0/dense: kernel_t has shape \(8, 4\)"):
+        module.apply(wrong, x, 2.0, True)
+
+
 def test_mlp_and_gated_mlp():
     x = jnp.asarray(rand(2, 3, 8, scale=1.0))
     params, y = init_apply(MLP(8, 13, "gelu"), x)
