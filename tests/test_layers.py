@@ -122,6 +122,20 @@ def test_attention_core_matches_eager_reference(kv_heads, return_weights):
         assert weights is None
 
 
+@pytest.mark.parametrize("kv_heads", [6, 2, 1])          # MHA, GQA, MQA
+def test_one_query_attention_matches_eager_reference(kv_heads):
+    """A decode step (one query) takes the in-place cache path (`_one_query_attention`)."""
+    b, t, h, d = 3, 7, 6, 4
+    q, k, v = rand(b, 1, h, d, seed=1), rand(b, t, kv_heads, d, seed=2), rand(b, t, kv_heads, d, seed=3)
+    pad = np.array([[1] * 7, [0, 0, 1, 1, 1, 1, 1], [1, 1, 1, 1, 0, 0, 0]])
+    mask = A.combine_masks(A.padding_mask(jnp.asarray(pad)), A.causal_mask(1, t, offset=5))
+    bias = rand(1, h, 1, t, seed=4, scale=1.0)
+    out, weights = P.AttentionCore().apply({}, q, k, v, mask=mask, bias=bias)
+    expected, _ = reference_attention(q, k, v, np.broadcast_to(np.asarray(mask), (b, h, 1, t)), bias)
+    np.testing.assert_allclose(np.asarray(out), expected, atol=2e-6)
+    assert weights is None
+
+
 def test_attention_core_rejects_bad_shapes():
     q = jnp.zeros((1, 3, 6, 4))
     with pytest.raises(ValueError, match="kv heads dividing q heads"):

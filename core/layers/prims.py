@@ -228,6 +228,8 @@ class AttentionCore(nn.Module):
                              "(batch, length, heads, head_dim) with kv heads dividing q heads")
         scale = (1.0 / math.sqrt(d)) if scale is None else scale
         use_dropout = not deterministic and self.dropout_rate > 0.0
+        if tq == 1 and hkv <= 32 and not return_weights and not use_dropout:
+            return _one_query_attention(q, k, v, mask, bias, scale, self.dtype), None
         if not return_weights and not use_dropout:
             out = jax.nn.dot_product_attention(q, k, v, bias=_broadcast4(bias, b, h, tq, tk),
                                                mask=_broadcast4(mask, b, h, tq, tk), scale=scale)
@@ -247,6 +249,33 @@ class AttentionCore(nn.Module):
         probs_g = jnp.reshape(probs, (b, hkv, groups, tq, tk))
         out = jnp.einsum("bhgqk,bkhd->bqhgd", probs_g, v)
         return jnp.reshape(out, (b, tq, h, v.shape[-1])), (weights if return_weights else None)
+
+
+def _one_query_attention(q, k, v, mask, bias, scale, dtype):
+    """Attention for one query per sequence (a decode step), reading the (batch, length,
+    kv_heads, head_dim) cache in place. XLA:CPU's batched dots want their operands head-major,
+    so the usual form copies (transposes) each layer's whole cache first, at every step. Here
+    both dots take the cache as it lies, with (length, kv_heads) or (kv_heads, head_dim) as one
+    axis: they compute every query head against every kv head and keep the matching ones (the
+    diagonal), kv_heads times the useful flops. Measured per layer against the usual form:
+    2× faster at batch 8 or 1024 cached positions (GPT-2: 2.2 vs 4.7 ms), 1.7× at 32 heads of
+    128 dims, even at batch 1 with 80 positions; used up to 32 kv heads, the range measured."""
+    b, _, h, d = q.shape
+    tk, hkv, dv = k.shape[1], k.shape[2], v.shape[-1]
+    groups = h // hkv
+    dims = (((2,), (2,)), ((0,), (0,)))
+    every = jax.lax.dot_general(jnp.reshape(k, (b, tk * hkv, d)), jnp.reshape(q, (b, h, d)), dims)
+    logits = jnp.diagonal(jnp.reshape(every, (b, tk, hkv, hkv, groups)), axis1=2, axis2=3)  # (b, tk, g, hkv)
+    logits = jnp.reshape(jnp.transpose(logits, (0, 3, 2, 1)), (b, h, 1, tk)) * scale
+    if bias is not None:
+        logits = logits + bias
+    if mask is not None:
+        logits = jnp.where(mask, logits, mask_min(logits.dtype))
+    weights = jax.nn.softmax(jnp.asarray(logits, jnp.float32), axis=-1).astype(dtype)
+    dims = (((2,), (1,)), ((0,), (0,)))
+    every = jax.lax.dot_general(jnp.reshape(weights, (b, h, tk)), jnp.reshape(v, (b, tk, hkv * dv)), dims)
+    out = jnp.diagonal(jnp.reshape(every, (b, hkv, groups, hkv, dv)), axis1=1, axis2=3)    # (b, g, dv, hkv)
+    return jnp.reshape(jnp.transpose(out, (0, 3, 1, 2)), (b, 1, h, dv))
 
 
 def _broadcast4(x, b, h, tq, tk):
