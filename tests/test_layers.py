@@ -124,10 +124,10 @@ def test_attention_core_matches_eager_reference(kv_heads, return_weights):
 
 @pytest.mark.parametrize("kv_heads", [6, 2, 1])          # MHA, GQA, MQA
 def test_one_query_attention_matches_eager_reference(kv_heads):
-    """A decode step (one query) takes the in-place cache path (`_one_query_attention`)."""
-    b, t, h, d = 3, 7, 6, 4
+    """A decode step at batch 1 (one query) takes the in-place cache path (`_one_query_attention`)."""
+    b, t, h, d = 1, 7, 6, 4
     q, k, v = rand(b, 1, h, d, seed=1), rand(b, t, kv_heads, d, seed=2), rand(b, t, kv_heads, d, seed=3)
-    pad = np.array([[1] * 7, [0, 0, 1, 1, 1, 1, 1], [1, 1, 1, 1, 0, 0, 0]])
+    pad = np.array([[0, 0, 1, 1, 1, 1, 1]])
     mask = A.combine_masks(A.padding_mask(jnp.asarray(pad)), A.causal_mask(1, t, offset=5))
     bias = rand(1, h, 1, t, seed=4, scale=1.0)
     out, weights = P.AttentionCore().apply({}, q, k, v, mask=mask, bias=bias)
