@@ -353,8 +353,8 @@ def per_layer_params(params, transposed_dense=frozenset(), _path=()):
     is the inverse.
 
     `transposed_dense`: paths of `Dense` modules (see `dense_paths`) whose kernel the copy
-    stores transposed, as `kernel_t` (the decoding layout, see `Dense`); transposed one layer
-    at a time, so the copy never holds a layer twice."""
+    stores transposed, as `kernel_t` (the decoding layout, see `Dense`); transposed as each
+    layer is split off, so at most one layer's weights are held twice at any time."""
     if not isinstance(params, Mapping):
         return params
     if _path in transposed_dense and "kernel" in params:
