@@ -73,6 +73,11 @@ def _chat_prompt(tokenizer):
     return tokenizer.apply_chat_template(CHAT, add_generation_prompt=True, tokenize=False)
 
 
+def _logits_batch(hf_tokenizer):
+    """The prompts and the chat prompt, right-padded: four lengths in one batch."""
+    return hf_tokenizer(PROMPTS + [_chat_prompt(hf_tokenizer)], padding=True, return_tensors="np")
+
+
 @pytest.mark.slow
 def test_config_matches_transformers(ours, reference):
     model, _ = ours
@@ -91,8 +96,7 @@ def test_logits_match_transformers(ours, reference, record_property):
 
     model, _ = ours
     hf_model, hf_tokenizer = reference
-    texts = PROMPTS + [_chat_prompt(hf_tokenizer)]
-    batch = hf_tokenizer(texts, padding=True, return_tensors="np")       # right padding, 4 lengths
+    batch = _logits_batch(hf_tokenizer)
     assert len(set(batch["attention_mask"].sum(1))) > 1
     with torch.no_grad():
         expected = hf_model(**{k: torch.from_numpy(v) for k, v in batch.items()}).logits.numpy()
@@ -124,8 +128,7 @@ def test_float64_logits_match_transformers_float64(folder, reference, record_pro
     import torch
 
     hf_model, hf_tokenizer = reference
-    texts = PROMPTS + [_chat_prompt(hf_tokenizer)]
-    batch = hf_tokenizer(texts, padding=True, return_tensors="np")
+    batch = _logits_batch(hf_tokenizer)
     with torch.no_grad():
         expected = copy.deepcopy(hf_model).double()(**{k: torch.from_numpy(v) for k, v in batch.items()}).logits
     with jax.enable_x64(True):

@@ -238,17 +238,22 @@ class AttentionCore(nn.Module):
         qg = jnp.reshape(q, (b, tq, hkv, groups, d))
         logits = jnp.einsum("bqhgd,bkhd->bhgqk", qg, k) * scale
         logits = jnp.reshape(logits, (b, h, tq, tk))
-        if bias is not None:
-            logits = logits + bias
-        if mask is not None:
-            logits = jnp.where(mask, logits, mask_min(logits.dtype))
-        weights = jax.nn.softmax(jnp.asarray(logits, jnp.float32), axis=-1).astype(self.dtype)
+        weights = _attention_weights(logits, mask, bias, self.dtype)
         probs = weights
         if use_dropout:
             probs = nn.Dropout(self.dropout_rate)(weights, deterministic=False)
         probs_g = jnp.reshape(probs, (b, hkv, groups, tq, tk))
         out = jnp.einsum("bhgqk,bkhd->bqhgd", probs_g, v)
         return jnp.reshape(out, (b, tq, h, v.shape[-1])), (weights if return_weights else None)
+
+
+def _attention_weights(logits, mask, bias, dtype):
+    """softmax(logits + bias), masked, computed in float32 and returned in `dtype`."""
+    if bias is not None:
+        logits = logits + bias
+    if mask is not None:
+        logits = jnp.where(mask, logits, mask_min(logits.dtype))
+    return jax.nn.softmax(jnp.asarray(logits, jnp.float32), axis=-1).astype(dtype)
 
 
 def _one_query_attention(q, k, v, mask, bias, scale, dtype):
@@ -268,11 +273,7 @@ def _one_query_attention(q, k, v, mask, bias, scale, dtype):
     every = jax.lax.dot_general(jnp.reshape(k, (b, tk * hkv, d)), jnp.reshape(q, (b, h, d)), dims)
     logits = jnp.diagonal(jnp.reshape(every, (b, tk, hkv, hkv, groups)), axis1=2, axis2=3)  # (b, tk, g, hkv)
     logits = jnp.reshape(jnp.transpose(logits, (0, 3, 2, 1)), (b, h, 1, tk)) * scale
-    if bias is not None:
-        logits = logits + bias
-    if mask is not None:
-        logits = jnp.where(mask, logits, mask_min(logits.dtype))
-    weights = jax.nn.softmax(jnp.asarray(logits, jnp.float32), axis=-1).astype(dtype)
+    weights = _attention_weights(logits, mask, bias, dtype)
     dims = (((2,), (1,)), ((0,), (0,)))
     every = jax.lax.dot_general(jnp.reshape(weights, (b, h, tk)), jnp.reshape(v, (b, tk, hkv * dv)), dims)
     out = jnp.diagonal(jnp.reshape(every, (b, hkv, groups, hkv, dv)), axis1=1, axis2=3)    # (b, g, dv, hkv)
